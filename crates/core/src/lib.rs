@@ -1,0 +1,11 @@
+//! rcc-core: the engine behind the `rcc-pipeline` Node package. Pure Rust, no napi; the
+//! binding crate at the repository root converts and forwards.
+
+pub mod error;
+pub mod model;
+pub mod provider;
+pub mod schedule;
+pub mod sse;
+pub mod workflow;
+
+pub use error::{Error, Result, TimeoutPhase};

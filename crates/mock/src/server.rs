@@ -1,0 +1,145 @@
+//! The accept loop: one task per connection, HTTP/1.1 and HTTP/2 (prior knowledge) on the
+//! same port, connection counting, and a way for a handler to reset its own connection.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::sync::Arc;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::blackhole::Blackhole;
+use crate::state::{RecordedRequest, State, Stats};
+
+#[derive(Debug, Clone, Default)]
+pub struct MockConfig {
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Accepted bearer keys; empty accepts any (or none).
+    pub api_keys: Vec<String>,
+    /// Models listed by `GET /v1/models`.
+    pub models: Vec<String>,
+}
+
+/// Given to each request: lets a handler reset the TCP connection it arrived on.
+#[derive(Clone)]
+pub(crate) struct ConnHandle {
+    fd: RawFd,
+    kill: CancellationToken,
+}
+
+impl ConnHandle {
+    /// Makes the connection end with RST instead of FIN, then drops it.
+    pub fn reset(&self) {
+        // SAFETY: the connection task owns the socket until `kill` fires and the connection
+        // future is dropped, which happens only after this call; the fd is valid here.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        let _ = socket2::SockRef::from(&fd).set_linger(Some(std::time::Duration::ZERO));
+        self.kill.cancel();
+    }
+}
+
+pub struct MockServer {
+    addr: SocketAddr,
+    blackhole: Blackhole,
+    state: Arc<State>,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl MockServer {
+    /// Binds 127.0.0.1 and starts serving on the current tokio runtime.
+    pub async fn start(config: MockConfig) -> std::io::Result<MockServer> {
+        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, config.port))).await?;
+        let addr = listener.local_addr()?;
+        let models = if config.models.is_empty() {
+            vec!["gpt-4o-mini".into(), "qwen-turbo".into(), "qwen-plus".into(), "qwen3-coder-plus".into()]
+        } else {
+            config.models
+        };
+        let state = Arc::new(State { api_keys: config.api_keys, models, ..Default::default() });
+        let shutdown = CancellationToken::new();
+        let router = crate::openai::router(state.clone());
+        let task = tokio::spawn(accept_loop(listener, router, state.clone(), shutdown.clone()));
+        Ok(MockServer { addr, blackhole: Blackhole::open()?, state, shutdown, task: Some(task) })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `http://127.0.0.1:<port>`; the OpenAI base is this plus `/v1`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A loopback port on which connecting never completes.
+    pub fn blackhole_port(&self) -> u16 {
+        self.blackhole.port
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.state.stats()
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.requests()
+    }
+
+    pub fn reset(&self) {
+        self.state.reset()
+    }
+
+    /// Stops accepting and closes every open connection.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, router: Router, state: Arc<State>, shutdown: CancellationToken) {
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let _ = stream.set_nodelay(true);
+        State::bump(&state.connections_opened);
+        let conn = ConnHandle { fd: stream.as_raw_fd(), kill: CancellationToken::new() };
+        let kill = conn.kill.clone();
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(conn.clone());
+            router.clone().oneshot(req)
+        });
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let serve = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = serve => {}
+                _ = kill.cancelled() => {}
+                _ = shutdown.cancelled() => {}
+            }
+            State::bump(&state.connections_closed);
+        });
+    }
+    connections.close();
+    connections.wait().await;
+}
