@@ -1,0 +1,23 @@
+// ES module entry: the same objects as the CommonJS entry (one copy of every class).
+import pkg from './index.js'
+
+export const {
+  PipelineError,
+  PipelineExecutionError,
+  ValidationError,
+  AuthenticationError,
+  RateLimitError,
+  CircuitBreakerError,
+  TimeoutError,
+  QueueFullError,
+  CancelledError,
+  ProviderError,
+  StreamError,
+  NoAvailablePipelineError,
+  PipelineBaseModule,
+  BaseProvider,
+  OpenAICompatibleProvider,
+  version,
+  name,
+} = pkg
+export default pkg

@@ -1,0 +1,117 @@
+//! `NativeOpenAIProvider`: the Rust half of `OpenAICompatibleProvider` in index.js.
+
+use std::sync::Mutex;
+
+use napi::bindgen_prelude::within_runtime_if_available;
+use napi_derive::napi;
+use rcc_core::model::ChatRequest;
+use rcc_core::provider::{CallOptions, OpenAICompatibleProvider, ProviderConfig, TimeoutsOverride};
+use rcc_core::Error;
+
+use crate::error::{parse_json, to_napi};
+use crate::stream::NativeChunkStream;
+
+#[napi(js_name = "NativeOpenAIProvider")]
+pub struct NativeOpenAIProvider {
+    inner: OpenAICompatibleProvider,
+}
+
+/// One cancellable call. JS creates it, wires its AbortSignal to `cancel()`, then awaits
+/// `result()`.
+#[napi]
+pub struct NativeCall {
+    provider: OpenAICompatibleProvider,
+    op: Mutex<Option<Op>>,
+    options: CallOptions,
+}
+
+enum Op {
+    Chat(ChatRequest),
+    ListModels,
+}
+
+fn call_options(options_json: Option<String>) -> napi::Result<CallOptions> {
+    let mut opts = CallOptions::default();
+    if let Some(text) = options_json {
+        let v = parse_json(&text, "options")?;
+        if let Some(t) = v.get("timeouts").and_then(|t| t.as_object()) {
+            opts.timeouts = TimeoutsOverride::from_object(t, "options.timeouts").map_err(|e| to_napi(e, None))?;
+        }
+    }
+    Ok(opts)
+}
+
+#[napi]
+impl NativeOpenAIProvider {
+    #[napi(constructor)]
+    pub fn new(config_json: String) -> napi::Result<Self> {
+        let config = ProviderConfig::from_json(&config_json).map_err(|e| to_napi(e, None))?;
+        let inner = within_runtime_if_available(|| OpenAICompatibleProvider::new(config)).map_err(|e| to_napi(e, None))?;
+        Ok(NativeOpenAIProvider { inner })
+    }
+
+    fn name(&self) -> &str {
+        &self.inner.config().name
+    }
+
+    #[napi]
+    pub fn chat(&self, request_json: String, options_json: Option<String>) -> napi::Result<NativeCall> {
+        let req = ChatRequest::from_json(&request_json).map_err(|e| to_napi(e, Some(self.name())))?;
+        Ok(NativeCall { provider: self.inner.clone(), op: Mutex::new(Some(Op::Chat(req))), options: call_options(options_json)? })
+    }
+
+    #[napi]
+    pub fn list_models(&self, options_json: Option<String>) -> napi::Result<NativeCall> {
+        Ok(NativeCall { provider: self.inner.clone(), op: Mutex::new(Some(Op::ListModels)), options: call_options(options_json)? })
+    }
+
+    /// Starts a streaming call; the HTTP request runs on the addon's tokio runtime.
+    #[napi]
+    pub fn stream_chat(&self, request_json: String, options_json: Option<String>) -> napi::Result<NativeChunkStream> {
+        let name = self.name().to_string();
+        let req = ChatRequest::from_json(&request_json).map_err(|e| to_napi(e, Some(&name)))?;
+        let opts = call_options(options_json)?;
+        let stream = within_runtime_if_available(|| self.inner.stream_chat(req, opts)).map_err(|e| to_napi(e, Some(&name)))?;
+        Ok(NativeChunkStream::new(stream, name))
+    }
+
+    /// `{status, latencyMs, error?}` as JSON.
+    #[napi]
+    pub async fn health_check(&self) -> napi::Result<String> {
+        let r = self.inner.health_check().await;
+        let mut out = serde_json::json!({"status": r.status.as_str(), "latencyMs": (r.latency_ms * 1000.0).round() / 1000.0});
+        if let Some(e) = r.error {
+            out["error"] = e.into();
+        }
+        Ok(out.to_string())
+    }
+}
+
+#[napi]
+impl NativeCall {
+    /// Runs the call once; the answer is JSON text.
+    #[napi]
+    pub async fn result(&self) -> napi::Result<String> {
+        let name = self.provider.config().name.clone();
+        let op = self.op.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let out = match op {
+            None => Err(Error::Internal { message: "NativeCall.result() may be awaited only once".into() }),
+            Some(Op::Chat(req)) => self
+                .provider
+                .chat(req, self.options.clone())
+                .await
+                .and_then(|r| serde_json::to_string(&r).map_err(|e| Error::Internal { message: e.to_string() })),
+            Some(Op::ListModels) => self
+                .provider
+                .list_models(self.options.clone())
+                .await
+                .and_then(|m| serde_json::to_string(&m).map_err(|e| Error::Internal { message: e.to_string() })),
+        };
+        out.map_err(|e| to_napi(e, Some(&name)))
+    }
+
+    #[napi]
+    pub fn cancel(&self) {
+        self.options.cancel.cancel();
+    }
+}
