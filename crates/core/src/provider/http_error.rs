@@ -56,6 +56,11 @@ pub(crate) fn truncate_body(body: &[u8]) -> String {
     format!("{}… ({} bytes in all)", &text[..end], body.len())
 }
 
+/// A 2xx answer the engine cannot use (not JSON, wrong shape, wrong content type).
+pub(crate) fn bad_answer(message: String, status: u16, body: &[u8]) -> Error {
+    Error::Provider { message, status: Some(status), body: Some(truncate_body(body)), provider_code: None, retry_after_ms: None }
+}
+
 /// Maps a non-2xx answer: 401/403 → Authentication, 429 → RateLimit, everything else →
 /// Provider. The message reads like the OpenAI SDK's: `429 Free allocated quota exceeded.`
 pub fn error_from_response(status: u16, headers: &HeaderMap, body: &[u8]) -> Error {

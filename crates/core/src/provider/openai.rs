@@ -12,7 +12,7 @@ use tokio::time::timeout_at;
 
 use super::client::{shared_client, ClientKey};
 use super::config::{CallOptions, ProviderConfig, Timeouts};
-use super::http_error::{error_from_envelope, error_from_response};
+use super::http_error::{bad_answer, error_from_envelope, error_from_response};
 use super::stream::{self, ChunkStream};
 use crate::error::{Error, Result, TimeoutPhase};
 use crate::model::{ChatRequest, ChatResponse};
@@ -150,13 +150,11 @@ impl OpenAICompatibleProvider {
             r = self.inner.get_json(&self.inner.models_url, &timeouts) => r,
         }
         .map_err(|e| self.inner.redact(e))?;
-        let data = body.get("data").and_then(|d| d.as_array()).or_else(|| body.as_array()).ok_or_else(|| Error::Provider {
-            message: "the models list has no data array".into(),
-            status: Some(200),
-            body: Some(super::http_error::truncate_body(body.to_string().as_bytes())),
-            provider_code: None,
-            retry_after_ms: None,
-        })?;
+        let data = body
+            .get("data")
+            .and_then(|d| d.as_array())
+            .or_else(|| body.as_array())
+            .ok_or_else(|| bad_answer("the models list has no data array".into(), 200, body.to_string().as_bytes()))?;
         Ok(data.iter().filter_map(|m| m.get("id").and_then(|id| id.as_str()).map(str::to_string)).collect())
     }
 
@@ -257,23 +255,11 @@ impl Inner {
         if !(200..300).contains(&status) {
             return Err(error_from_response(status, resp.headers(), &bytes));
         }
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Provider {
-            message: format!("the upstream answered {status} with a body that is not JSON: {e}"),
-            status: Some(status),
-            body: Some(super::http_error::truncate_body(&bytes)),
-            provider_code: None,
-            retry_after_ms: None,
-        })?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| bad_answer(format!("the upstream answered {status} with a body that is not JSON: {e}"), status, &bytes))?;
         if value.get("error").is_some_and(|e| !e.is_null()) && value.get("choices").is_none() {
             return Err(error_from_envelope(&value));
         }
-        let mut response: ChatResponse = serde_json::from_value(value).map_err(|e| Error::Provider {
-            message: format!("the upstream's chat.completion does not have the expected shape: {e}"),
-            status: Some(status),
-            body: Some(super::http_error::truncate_body(&bytes)),
-            provider_code: None,
-            retry_after_ms: None,
-        })?;
+        let mut response: ChatResponse = serde_json::from_value(value).map_err(|e| bad_answer(format!("the upstream's chat.completion does not have the expected shape: {e}"), status, &bytes))?;
         response.normalize(model);
         Ok(response)
     }
@@ -286,13 +272,7 @@ impl Inner {
             if !(200..300).contains(&status) {
                 return Err(error_from_response(status, resp.headers(), &bytes));
             }
-            serde_json::from_slice(&bytes).map_err(|e| Error::Provider {
-                message: format!("{url} answered with a body that is not JSON: {e}"),
-                status: Some(status),
-                body: Some(super::http_error::truncate_body(&bytes)),
-                provider_code: None,
-                retry_after_ms: None,
-            })
+            serde_json::from_slice(&bytes).map_err(|e| bad_answer(format!("{url} answered with a body that is not JSON: {e}"), status, &bytes))
         };
         tokio::time::timeout(t.total, work).await.unwrap_or_else(|_| Err(Error::timeout(TimeoutPhase::Total, ms(t.total))))
     }

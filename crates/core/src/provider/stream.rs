@@ -12,7 +12,7 @@ use tokio::time::{timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::config::Timeouts;
-use super::http_error::{error_from_envelope, error_from_response, truncate_body};
+use super::http_error::{bad_answer, error_from_envelope, error_from_response};
 use super::openai::{ms, root_cause, Inner};
 use crate::error::{Error, Result, TimeoutPhase};
 use crate::model::{ChatChunk, ChatRequest};
@@ -143,23 +143,11 @@ async fn produce_once(
         // The upstream ignored `stream:true` and sent a whole completion (or an error
         // envelope): deliver it as the equivalent chunk sequence.
         let bytes = inner.read_body(&mut resp, t).await?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Provider {
-            message: format!("the upstream answered a stream request with invalid JSON: {e}"),
-            status: Some(status),
-            body: Some(truncate_body(&bytes)),
-            provider_code: None,
-            retry_after_ms: None,
-        })?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| bad_answer(format!("the upstream answered a stream request with invalid JSON: {e}"), status, &bytes))?;
         if value.get("error").is_some_and(|e| !e.is_null()) && value.get("choices").is_none() {
             return Err(error_from_envelope(&value));
         }
-        let mut response: crate::model::ChatResponse = serde_json::from_value(value).map_err(|e| Error::Provider {
-            message: format!("the upstream's chat.completion does not have the expected shape: {e}"),
-            status: Some(status),
-            body: Some(truncate_body(&bytes)),
-            provider_code: None,
-            retry_after_ms: None,
-        })?;
+        let mut response: crate::model::ChatResponse = serde_json::from_value(value).map_err(|e| bad_answer(format!("the upstream's chat.completion does not have the expected shape: {e}"), status, &bytes))?;
         response.normalize(model);
         for chunk in response_to_chunks(&response) {
             if tx.send(Ok(chunk)).await.is_err() {
@@ -175,13 +163,7 @@ async fn produce_once(
         || content_type.starts_with("application/stream+json");
     if !is_stream_type {
         let bytes = inner.read_body(&mut resp, t).await.unwrap_or_default();
-        return Err(Error::Provider {
-            message: format!("expected an event stream from {}, got content-type {content_type}", inner.origin),
-            status: Some(status),
-            body: Some(truncate_body(&bytes)),
-            provider_code: None,
-            retry_after_ms: None,
-        });
+        return Err(bad_answer(format!("expected an event stream from {}, got content-type {content_type}", inner.origin), status, &bytes));
     }
 
     let first_token_deadline = started + t.first_token;
