@@ -6,6 +6,7 @@ pub mod model;
 pub mod provider;
 pub mod schedule;
 pub mod sse;
+mod validate;
 pub mod workflow;
 
 pub use error::{Error, Result, TimeoutPhase};

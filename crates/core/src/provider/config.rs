@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
+use crate::validate::{invalid, invalid_redacted};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -252,38 +253,6 @@ fn validate_url(field: &str, s: &str) -> Result<String> {
         return Err(Error::validation(field, format!("{field} must be an http(s) URL, got scheme {:?}", parsed.scheme())));
     }
     Ok(s.trim_end_matches('/').to_string())
-}
-
-fn describe(v: Option<&Value>) -> String {
-    match v {
-        None | Some(Value::Null) => "nothing".into(),
-        Some(Value::String(s)) => format!("{s:?}"),
-        Some(other) => {
-            let s = other.to_string();
-            if s.len() > 60 {
-                format!("{}…", &s[..s.char_indices().nth(60).map(|(i, _)| i).unwrap_or(s.len())])
-            } else {
-                s
-            }
-        }
-    }
-}
-
-fn invalid(field: &str, expected: &str, got: Option<&Value>) -> Error {
-    Error::validation(field, format!("{field} must be {expected}, got {}", describe(got)))
-}
-
-/// Like `invalid`, without echoing the value: the field may hold a secret.
-fn invalid_redacted(field: &str, expected: &str, got: Option<&Value>) -> Error {
-    let kind = match got {
-        None | Some(Value::Null) => "nothing",
-        Some(Value::Bool(_)) => "a boolean",
-        Some(Value::Number(_)) => "a number",
-        Some(Value::String(_)) => "a string",
-        Some(Value::Array(_)) => "an array",
-        Some(Value::Object(_)) => "an object",
-    };
-    Error::validation(field, format!("{field} must be {expected}, got {kind}"))
 }
 
 #[cfg(test)]

@@ -10,4 +10,4 @@ mod stream;
 pub use config::{CallOptions, HttpVersion, ProviderConfig, Timeouts, TimeoutsOverride};
 pub use http_error::{error_from_response, parse_retry_after};
 pub use openai::{HealthReport, HealthStatus, OpenAICompatibleProvider};
-pub use stream::ChunkStream;
+pub use stream::{ChunkSender, ChunkStream, Route};

@@ -2,7 +2,7 @@
 //! chunks and hands them to the caller through a bounded channel (backpressure: a slow reader
 //! slows the upstream read, it does not grow memory).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,9 +27,36 @@ const CHANNEL_CAPACITY: usize = 256;
 pub struct ChunkStream {
     rx: mpsc::Receiver<Result<ChatChunk>>,
     cancel: CancellationToken,
+    route: Arc<OnceLock<Route>>,
 }
 
+/// Which pipeline (and target inside it) served a scheduled stream; known once the first chunk
+/// has been handed over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub pipeline_id: Arc<str>,
+    pub target_id: Option<Arc<str>>,
+}
+
+/// The producing end of a `ChunkStream`.
+pub type ChunkSender = mpsc::Sender<Result<ChatChunk>>;
+
 impl ChunkStream {
+    /// A stream fed through the returned sender. `cancel` fires when the reader stops.
+    pub fn channel(cancel: CancellationToken) -> (ChunkSender, ChunkStream) {
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        (tx, ChunkStream { rx, cancel, route: Arc::default() })
+    }
+
+    /// The slot the producer fills with the route that served the stream.
+    pub fn route_slot(&self) -> Arc<OnceLock<Route>> {
+        self.route.clone()
+    }
+
+    pub fn route(&self) -> Option<&Route> {
+        self.route.get()
+    }
+
     /// The next chunk; `None` once the stream ended normally.
     pub async fn next(&mut self) -> Option<Result<ChatChunk>> {
         if self.cancel.is_cancelled() {
@@ -63,9 +90,9 @@ impl Drop for ChunkStream {
 }
 
 pub(crate) fn spawn(inner: Arc<Inner>, req: ChatRequest, timeouts: Timeouts, cancel: CancellationToken) -> ChunkStream {
-    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let token = cancel.child_token();
-    let producer_token = token.clone();
+    let (tx, stream) = ChunkStream::channel(token.clone());
+    let producer_token = token;
     tokio::spawn(async move {
         let deadline = Instant::now() + timeouts.total;
         let mut emitted = false;
@@ -80,7 +107,7 @@ pub(crate) fn spawn(inner: Arc<Inner>, req: ChatRequest, timeouts: Timeouts, can
             let _ = tx.try_send(Err(inner.redact(e)));
         }
     });
-    ChunkStream { rx, cancel: token }
+    stream
 }
 
 async fn produce_with_retries(

@@ -1,4 +1,26 @@
-//! Scheduling: queue, admission, balancing, breakers, retry/backoff, deadlines, metrics.
-//! (The scheduler itself arrives with its own issue; backoff is shared with providers.)
+//! Scheduling: the wait queue, admission and deadlines, load balancing, circuit breakers,
+//! retries with backoff, metrics and health.
 
+pub mod backend;
 pub mod backoff;
+pub mod balancer;
+pub mod breaker;
+pub mod config;
+pub mod events;
+pub mod member;
+pub mod metrics;
+pub mod priority;
+pub mod queue;
+pub mod scheduler;
+
+pub use backend::{Backend, BoxFuture, Served};
+pub use balancer::Strategy;
+pub use breaker::CircuitState;
+pub use config::{BreakerConfig, RetryConfig, SchedulerConfig};
+pub use events::{EventKind, EventSink, NoEvents};
+pub use member::MemberOptions;
+pub use priority::Priority;
+pub use scheduler::{Completed, CustomStrategy, Failure, RequestOptions, Scheduler};
+
+#[cfg(test)]
+mod tests;

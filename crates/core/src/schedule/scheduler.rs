@@ -1,0 +1,1034 @@
+//! The scheduler: admission (one deadline per request, a concurrency limit, a bounded
+//! priority queue woken by events), selection among breaker-admitted members, retries with
+//! backoff that prefer a member this request has not failed on, and stream failover until the
+//! first chunk reaches the caller.
+//!
+//! All shared state sits behind one mutex that is never held across an `.await`; waiting is on
+//! oneshot channels (queue slots), a `Notify` (member capacity) and one timer per deadline.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use tokio::sync::{oneshot, Notify};
+use tokio::task::AbortHandle;
+use tokio::time::{sleep, sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::backend::{Backend, BoxFuture, Served};
+use super::balancer::{Balancer, Strategy};
+use super::breaker::{Admission, CircuitState, Transition};
+use super::config::SchedulerConfig;
+use super::events::{EventKind, EventSink, NoEvents};
+use super::member::{Member, MemberOptions};
+use super::metrics::{round3, Histogram, RequestStats, Throughput};
+use super::priority::Priority;
+use super::queue::{QueueKey, WaitQueue};
+use crate::error::{Error, Result, TimeoutPhase};
+use crate::model::{ChatRequest, ChatResponse};
+use crate::provider::{CallOptions, ChunkSender, ChunkStream, HealthStatus, Route};
+use crate::workflow::ChunkAccumulator;
+
+/// A strategy written in JS: gets the eligible candidates' `PipelineInfo`s, answers an id.
+pub trait CustomStrategy: Send + Sync {
+    fn select(&self, candidates: Value) -> BoxFuture<Result<Option<String>>>;
+}
+
+/// Per-request settings.
+#[derive(Debug, Clone)]
+pub struct RequestOptions {
+    pub request_id: Arc<str>,
+    pub priority: Priority,
+    /// The deadline from scheduling to the answer (to the first chunk for streams); the
+    /// scheduler's `request_timeout` when `None`.
+    pub timeout: Option<Duration>,
+    /// Overrides the configured `maxRetries`.
+    pub max_retries: Option<u32>,
+    /// Fires on abort. Take it from `Scheduler::request_token` so that `destroy` reaches it.
+    pub cancel: CancellationToken,
+}
+
+/// A successful scheduled call.
+#[derive(Debug)]
+pub struct Completed<T> {
+    pub value: T,
+    pub route: Route,
+    pub attempts: u32,
+    pub queued: Duration,
+    pub elapsed: Duration,
+}
+
+/// A failed scheduled call: the error, and the pipeline that produced it if one was reached.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub error: Error,
+    pub pipeline_id: Option<Arc<str>>,
+    pub attempts: u32,
+}
+
+impl Failure {
+    fn before_any_attempt(error: Error) -> Self {
+        Failure { error, pipeline_id: None, attempts: 0 }
+    }
+}
+
+pub struct Scheduler {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    events: Arc<dyn EventSink>,
+    /// Signalled whenever a member may have become selectable (a call finished, a member was
+    /// added or enabled, the config changed).
+    capacity_changed: Notify,
+    strategies: RwLock<HashMap<Arc<str>, Arc<dyn CustomStrategy>>>,
+    shutdown: CancellationToken,
+    health_task: Mutex<Option<AbortHandle>>,
+    started: Instant,
+}
+
+struct State {
+    config: SchedulerConfig,
+    members: Vec<Member>,
+    queue: WaitQueue<oneshot::Sender<()>>,
+    running: usize,
+    balancer: Balancer,
+    stats: RequestStats,
+    queue_times: Histogram,
+    throughput: Throughput,
+    next_uid: u64,
+    destroyed: bool,
+    trips: u64,
+    last_health_check_ms: Option<u64>,
+}
+
+fn epoch_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u64::MAX as u128) as u64
+}
+
+/// Whether a failure says the member is in trouble (and so feeds its breaker): 5xx, 408, 429,
+/// timeouts, connection and stream failures, refused credentials (a revoked key must be routed
+/// around). Request errors (400, 404, 422, ...) and cancellations say nothing about it.
+fn counts_against_member(e: &Error) -> bool {
+    match e {
+        Error::Connection { .. }
+        | Error::Timeout { .. }
+        | Error::RateLimit { .. }
+        | Error::Authentication { .. }
+        | Error::Stream { .. }
+        | Error::Internal { .. } => true,
+        Error::Provider { status, .. } => status.is_none_or(|s| s >= 500 || s == 408),
+        _ => false,
+    }
+}
+
+impl State {
+    fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent-enough counters; keep serving.
+        shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn member_index(&self, uid: u64) -> Option<usize> {
+        self.members.iter().position(|m| m.uid == uid)
+    }
+
+    /// Hands free slots to the longest-waiting highest-priority requests.
+    fn grant_waiting(&mut self) {
+        while self.running < self.config.max_concurrent_requests {
+            match self.queue.pop() {
+                Some(grant) => {
+                    if grant.send(()).is_ok() {
+                        self.running += 1;
+                    }
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+/// A running-request slot; freeing it admits the next queued request.
+struct Slot {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut st = State::lock(&self.shared);
+        st.running = st.running.saturating_sub(1);
+        st.grant_waiting();
+    }
+}
+
+/// One call in flight on a member. Finishing it updates the member's counters and breaker;
+/// dropping it unfinished counts as neutral (nothing leaks).
+struct Lease {
+    shared: Arc<Shared>,
+    uid: u64,
+    id: Arc<str>,
+    backend: Arc<dyn Backend>,
+    admission: Admission,
+    started: Instant,
+    done: bool,
+}
+
+enum Outcome<'a> {
+    Success,
+    Failure(&'a Error),
+    Neutral,
+}
+
+impl Lease {
+    fn finish(&mut self, outcome: Outcome<'_>) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let shared = &self.shared;
+        let now = Instant::now();
+        let mut transitions = None;
+        {
+            let mut st = State::lock(shared);
+            let breaker_cfg = st.config.breaker.clone();
+            if let Some(i) = st.member_index(self.uid) {
+                let m = &mut st.members[i];
+                m.in_flight = m.in_flight.saturating_sub(1);
+                let t = match outcome {
+                    Outcome::Success => {
+                        m.stats.record(true, now - self.started);
+                        m.breaker.on_success(self.admission)
+                    }
+                    Outcome::Failure(e) if counts_against_member(e) => {
+                        m.stats.record(false, now - self.started);
+                        let retry_after = e.retry_after_ms().map(Duration::from_millis);
+                        m.breaker.on_failure(now, &breaker_cfg, self.admission, retry_after)
+                    }
+                    Outcome::Failure(_) => {
+                        m.stats.record(false, now - self.started);
+                        m.breaker.on_neutral(self.admission);
+                        None
+                    }
+                    Outcome::Neutral => {
+                        m.breaker.on_neutral(self.admission);
+                        None
+                    }
+                };
+                if let Some(t) = t {
+                    if matches!(t, Transition::Opened { .. }) {
+                        st.trips += 1;
+                    }
+                    transitions = Some(t);
+                }
+            }
+        }
+        if let Some(t) = transitions {
+            emit_transition(shared, &self.id, t);
+        }
+        shared.capacity_changed.notify_waiters();
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.finish(Outcome::Neutral);
+    }
+}
+
+fn emit_transition(shared: &Shared, id: &str, t: Transition) {
+    let (kind, payload) = match t {
+        Transition::Opened { cooldown } => (EventKind::CircuitOpen, json!({"pipelineId": id, "retryAfterMs": ms(cooldown)})),
+        Transition::HalfOpened => (EventKind::CircuitHalfOpen, json!({"pipelineId": id})),
+        Transition::Closed => (EventKind::CircuitClose, json!({"pipelineId": id})),
+    };
+    if shared.events.wants(kind) {
+        shared.events.emit(kind, payload);
+    }
+}
+
+/// What selection decided while holding the lock.
+enum Decision {
+    Leased(Lease),
+    AskCustom(Arc<dyn CustomStrategy>, Arc<str>, Value),
+    WaitForCapacity,
+    Fail(Error),
+}
+
+impl Scheduler {
+    pub fn new(config: SchedulerConfig) -> Self {
+        Self::with_events(config, Arc::new(NoEvents))
+    }
+
+    pub fn with_events(config: SchedulerConfig, events: Arc<dyn EventSink>) -> Self {
+        let now = Instant::now();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                config,
+                members: Vec::new(),
+                queue: WaitQueue::default(),
+                running: 0,
+                balancer: Balancer::default(),
+                stats: RequestStats::default(),
+                queue_times: Histogram::default(),
+                throughput: Throughput::new(now),
+                next_uid: 1,
+                destroyed: false,
+                trips: 0,
+                last_health_check_ms: None,
+            }),
+            events,
+            capacity_changed: Notify::new(),
+            strategies: RwLock::new(HashMap::new()),
+            shutdown: CancellationToken::new(),
+            health_task: Mutex::new(None),
+            started: now,
+        });
+        let s = Scheduler { shared };
+        s.restart_health_checks();
+        s
+    }
+
+    /// A cancellation token for one request that `destroy()` also fires.
+    pub fn request_token(&self) -> CancellationToken {
+        self.shared.shutdown.child_token()
+    }
+
+    pub fn config(&self) -> SchedulerConfig {
+        State::lock(&self.shared).config.clone()
+    }
+
+    pub fn is_custom_strategy(&self, name: &str) -> bool {
+        self.shared.strategies.read().unwrap_or_else(|p| p.into_inner()).contains_key(name)
+    }
+
+    pub fn register_strategy(&self, name: &str, strategy: Arc<dyn CustomStrategy>) -> Result<()> {
+        if Strategy::parse(name, &|_| false).is_some() {
+            return Err(Error::validation("name", format!("'{name}' is a built-in strategy and cannot be replaced")));
+        }
+        if name.trim().is_empty() {
+            return Err(Error::validation("name", "strategy name must be a non-empty string"));
+        }
+        self.shared.strategies.write().unwrap_or_else(|p| p.into_inner()).insert(name.into(), strategy);
+        Ok(())
+    }
+
+    /// Applies a new configuration to everything not yet started; in-flight and queued
+    /// requests keep running (a raised limit admits queued ones at once).
+    pub fn update_config(&self, config: SchedulerConfig) {
+        let interval_changed;
+        let mut closed = Vec::new();
+        {
+            let mut st = State::lock(&self.shared);
+            interval_changed = st.config.health_check_interval != config.health_check_interval;
+            if !config.breaker.enabled {
+                for m in st.members.iter_mut() {
+                    if m.breaker.reset().is_some() {
+                        closed.push(m.id.clone());
+                    }
+                }
+            }
+            st.config = config;
+            st.grant_waiting();
+        }
+        for id in closed {
+            emit_transition(&self.shared, &id, Transition::Closed);
+        }
+        self.shared.capacity_changed.notify_waiters();
+        if interval_changed {
+            self.restart_health_checks();
+        }
+    }
+
+    pub fn add_member(&self, id: &str, backend: Arc<dyn Backend>, options: MemberOptions) -> Result<()> {
+        if id.is_empty() {
+            return Err(Error::validation("id", "pipeline id must be a non-empty string"));
+        }
+        if !(options.weight.is_finite() && options.weight >= 0.0) {
+            return Err(Error::validation("weight", format!("weight must be a non-negative number, got {}", options.weight)));
+        }
+        if options.max_concurrency == Some(0) {
+            return Err(Error::validation("maxConcurrentRequests", "maxConcurrentRequests must be a positive integer, got 0"));
+        }
+        {
+            let mut st = State::lock(&self.shared);
+            if st.destroyed {
+                return Err(Error::Cancelled { message: "The scheduler was destroyed".into() });
+            }
+            if st.members.iter().any(|m| &*m.id == id) {
+                return Err(Error::validation("id", format!("a pipeline with id '{id}' is already registered")));
+            }
+            let uid = st.next_uid;
+            st.next_uid += 1;
+            st.members.push(Member::new(uid, id.into(), backend, options));
+        }
+        self.shared.capacity_changed.notify_waiters();
+        Ok(())
+    }
+
+    /// Removes a member; its calls in flight finish normally.
+    pub fn remove_member(&self, id: &str) -> bool {
+        let mut st = State::lock(&self.shared);
+        let before = st.members.len();
+        st.members.retain(|m| &*m.id != id);
+        st.members.len() != before
+    }
+
+    pub fn update_member(&self, id: &str, f: impl FnOnce(&mut MemberOptions)) -> bool {
+        let found = {
+            let mut st = State::lock(&self.shared);
+            match st.members.iter_mut().find(|m| &*m.id == id) {
+                Some(m) => {
+                    let mut o = m.options.clone();
+                    f(&mut o);
+                    m.set_options(o);
+                    true
+                }
+                None => false,
+            }
+        };
+        if found {
+            self.shared.capacity_changed.notify_waiters();
+        }
+        found
+    }
+
+    pub fn member_ids(&self) -> Vec<Arc<str>> {
+        State::lock(&self.shared).members.iter().map(|m| m.id.clone()).collect()
+    }
+
+    pub fn circuit_state(&self, id: &str) -> Option<CircuitState> {
+        let mut st = State::lock(&self.shared);
+        let cfg = st.config.breaker.clone();
+        let now = Instant::now();
+        let m = st.members.iter_mut().find(|m| &*m.id == id)?;
+        let t = m.breaker.refresh(now, &cfg);
+        let state = m.breaker.state();
+        let mid = m.id.clone();
+        drop(st);
+        if let Some(t) = t {
+            emit_transition(&self.shared, &mid, t);
+        }
+        Some(state)
+    }
+
+    fn emit(&self, kind: EventKind, payload: impl FnOnce() -> Value) {
+        if self.shared.events.wants(kind) {
+            self.shared.events.emit(kind, payload());
+        }
+    }
+
+    fn cancelled_error(&self) -> Error {
+        if self.shared.shutdown.is_cancelled() {
+            Error::Cancelled { message: "The scheduler was destroyed".into() }
+        } else {
+            Error::Cancelled { message: "The request was cancelled".into() }
+        }
+    }
+
+    /// Waits for a running slot (queueing by priority when the scheduler is busy).
+    async fn acquire_slot(&self, opts: &RequestOptions, deadline: Instant, timeout: Duration) -> Result<(Slot, Duration)> {
+        let entered = Instant::now();
+        let (key, rx, queue_len) = {
+            let mut st = State::lock(&self.shared);
+            if st.destroyed {
+                return Err(Error::Cancelled { message: "The scheduler was destroyed".into() });
+            }
+            if st.running < st.config.max_concurrent_requests && st.queue.is_empty() {
+                st.running += 1;
+                return Ok((Slot { shared: self.shared.clone() }, Duration::ZERO));
+            }
+            if st.queue.len() >= st.config.max_queue_size {
+                let max = st.config.max_queue_size;
+                return Err(Error::QueueFull { message: format!("The request queue is full ({max} requests waiting)"), max_size: max });
+            }
+            let (tx, rx) = oneshot::channel();
+            let key = st.queue.push(opts.priority, tx);
+            (key, rx, st.queue.len())
+        };
+        self.emit(EventKind::RequestQueued, || {
+            json!({"requestId": &*opts.request_id, "priority": opts.priority.0, "queueLength": queue_len})
+        });
+        let mut rx = rx;
+        let error = tokio::select! {
+            biased;
+            granted = &mut rx => match granted {
+                Ok(()) => return Ok((Slot { shared: self.shared.clone() }, entered.elapsed())),
+                // The queue was drained by destroy().
+                Err(_) => return Err(Error::Cancelled { message: "The scheduler was destroyed".into() }),
+            },
+            _ = opts.cancel.cancelled() => self.cancelled_error(),
+            _ = sleep_until(deadline) => Error::Timeout {
+                message: format!("The request waited in the queue for its whole timeout ({} ms)", ms(timeout)),
+                phase: TimeoutPhase::Queue,
+                timeout_ms: ms(timeout),
+            },
+        };
+        self.leave_queue(key, &mut rx);
+        Err(error)
+    }
+
+    /// Takes a waiter out of the queue. If it was granted a slot in the meantime the slot is
+    /// handed on; if destroy() drained the queue there is nothing to give back.
+    fn leave_queue(&self, key: QueueKey, rx: &mut oneshot::Receiver<()>) {
+        let mut st = State::lock(&self.shared);
+        if st.queue.remove(key).is_none() && rx.try_recv().is_ok() {
+            st.running = st.running.saturating_sub(1);
+            st.grant_waiting();
+        }
+    }
+
+    /// Picks a member, preferring those this request has not failed on.
+    async fn select(&self, excluded: &[u64], deadline: Instant, opts: &RequestOptions) -> Result<Lease> {
+        loop {
+            let notified = self.shared.capacity_changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let decision = self.decide(excluded, None);
+            match decision {
+                Decision::Leased(l) => return Ok(l),
+                Decision::Fail(e) => return Err(e),
+                Decision::WaitForCapacity => {
+                    tokio::select! {
+                        biased;
+                        _ = opts.cancel.cancelled() => return Err(self.cancelled_error()),
+                        _ = sleep_until(deadline) => return Err(self.deadline_error(opts)),
+                        _ = notified => {}
+                    }
+                }
+                Decision::AskCustom(strategy, name, candidates) => {
+                    let chosen = tokio::select! {
+                        biased;
+                        _ = opts.cancel.cancelled() => return Err(self.cancelled_error()),
+                        _ = sleep_until(deadline) => return Err(self.deadline_error(opts)),
+                        r = strategy.select(candidates) => r?,
+                    };
+                    let Some(id) = chosen else {
+                        return Err(Error::NoAvailablePipeline { message: format!("Custom strategy '{name}' selected no pipeline") });
+                    };
+                    match self.decide(excluded, Some(&id)) {
+                        Decision::Leased(l) => return Ok(l),
+                        Decision::Fail(e) => return Err(e),
+                        // The chosen member filled up or opened while JS was deciding: ask
+                        // again once something changes.
+                        Decision::WaitForCapacity | Decision::AskCustom(..) => {
+                            tokio::select! {
+                                biased;
+                                _ = opts.cancel.cancelled() => return Err(self.cancelled_error()),
+                                _ = sleep_until(deadline) => return Err(self.deadline_error(opts)),
+                                _ = notified => {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn deadline_error(&self, opts: &RequestOptions) -> Error {
+        let t = opts.timeout.unwrap_or_else(|| self.config().request_timeout);
+        Error::Timeout { message: format!("The request timed out after {} ms", ms(t)), phase: TimeoutPhase::Total, timeout_ms: ms(t) }
+    }
+
+    fn decide(&self, excluded: &[u64], chosen: Option<&str>) -> Decision {
+        let now = Instant::now();
+        let mut transitions = Vec::new();
+        let decision = {
+            let mut guard = State::lock(&self.shared);
+            let st = &mut *guard;
+            let cfg = st.config.breaker.clone();
+            for m in st.members.iter_mut() {
+                if let Some(t) = m.breaker.refresh(now, &cfg) {
+                    transitions.push((m.id.clone(), t));
+                }
+            }
+            if let Some(id) = chosen {
+                match st.members.iter().position(|m| &*m.id == id) {
+                    None => Decision::Fail(Error::NoAvailablePipeline {
+                        message: format!("Custom strategy '{}' selected unknown pipeline '{id}'", st.config.strategy.name()),
+                    }),
+                    Some(i) if st.members[i].eligible(&cfg) => Decision::Leased(self.lease(st, i)),
+                    Some(_) => Decision::WaitForCapacity,
+                }
+            } else {
+                let prefer = |_: usize, m: &Member| m.eligible(&cfg) && !excluded.contains(&m.uid);
+                let any_preferred = st.members.iter().any(|m| prefer(0, m));
+                let strategy = st.config.strategy.clone();
+                if let Strategy::Custom(name) = &strategy {
+                    let custom = self.shared.strategies.read().unwrap_or_else(|p| p.into_inner()).get(&**name).cloned();
+                    let infos: Vec<Value> = st
+                        .members
+                        .iter()
+                        .filter(|m| if any_preferred { prefer(0, m) } else { m.eligible(&cfg) })
+                        .map(|m| m.info())
+                        .collect();
+                    match custom {
+                        _ if infos.is_empty() => self.none_eligible(st, now),
+                        Some(s) => Decision::AskCustom(s, name.clone(), Value::Array(infos)),
+                        None => Decision::Fail(Error::validation(
+                            "loadBalancingStrategy",
+                            format!("custom strategy '{name}' is not registered"),
+                        )),
+                    }
+                } else {
+                    let picked = if any_preferred {
+                        st.balancer.pick(&strategy, &mut st.members, prefer)
+                    } else {
+                        st.balancer.pick(&strategy, &mut st.members, |_, m| m.eligible(&cfg))
+                    };
+                    match picked {
+                        Some(i) => Decision::Leased(self.lease(st, i)),
+                        None => self.none_eligible(st, now),
+                    }
+                }
+            }
+        };
+        for (id, t) in transitions {
+            emit_transition(&self.shared, &id, t);
+        }
+        decision
+    }
+
+    /// Why nothing can be picked: nothing to route to, all circuits open, or all busy.
+    fn none_eligible(&self, st: &State, now: Instant) -> Decision {
+        let cfg = &st.config.breaker;
+        let enabled: Vec<&Member> = st.members.iter().filter(|m| m.options.enabled).collect();
+        if enabled.is_empty() {
+            return Decision::Fail(Error::NoAvailablePipeline { message: "No available pipelines for request execution".into() });
+        }
+        // Busy (at their own cap, or half-open with every probe out) ones free up soon.
+        if enabled.iter().any(|m| m.breaker.state() != CircuitState::Open || !cfg.enabled) {
+            return Decision::WaitForCapacity;
+        }
+        let retry_after = enabled.iter().map(|m| m.breaker.retry_after(now)).min().unwrap_or_default();
+        Decision::Fail(Error::CircuitOpen {
+            message: format!(
+                "Circuit breaker is open for every pipeline ({}); the first half-opens in {} ms",
+                enabled.len(),
+                ms(retry_after)
+            ),
+            retry_after_ms: ms(retry_after).max(1),
+        })
+    }
+
+    fn lease(&self, st: &mut State, i: usize) -> Lease {
+        let cfg = st.config.breaker.clone();
+        let m = &mut st.members[i];
+        m.in_flight += 1;
+        m.last_used_ms = epoch_ms();
+        let admission = m.breaker.admit(&cfg);
+        Lease {
+            shared: self.shared.clone(),
+            uid: m.uid,
+            id: m.id.clone(),
+            backend: m.backend.clone(),
+            admission,
+            started: Instant::now(),
+            done: false,
+        }
+    }
+
+    /// The attempt loop shared by chat and streams. `call` performs one attempt on a backend;
+    /// on success the lease is handed back so that a stream can keep it until its end.
+    async fn attempts<T, F>(&self, opts: &RequestOptions, deadline: Instant, mut call: F) -> std::result::Result<(T, Route, Lease, u32), Failure>
+    where
+        F: FnMut(Arc<dyn Backend>, CallOptions) -> BoxFuture<Result<Served<T>>>,
+    {
+        let (max_retries, backoff) = {
+            let st = State::lock(&self.shared);
+            (opts.max_retries.unwrap_or(st.config.retry.max_retries), st.config.retry.backoff)
+        };
+        let mut rng = fastrand::Rng::new();
+        let mut excluded: Vec<u64> = Vec::new();
+        let mut last: Option<Arc<str>> = None;
+        let mut attempt: u32 = 0;
+        loop {
+            let mut lease = match self.select(&excluded, deadline, opts).await {
+                Ok(l) => l,
+                Err(error) => return Err(Failure { error, pipeline_id: last, attempts: attempt }),
+            };
+            attempt += 1;
+            self.emit(EventKind::RequestStarted, || json!({"requestId": &*opts.request_id, "pipelineId": &*lease.id, "attempt": attempt}));
+            let call_cancel = opts.cancel.child_token();
+            let call_opts = CallOptions { cancel: call_cancel.clone(), ..CallOptions::default() };
+            let result = tokio::select! {
+                biased;
+                r = call(lease.backend.clone(), call_opts) => r,
+                _ = sleep_until(deadline) => {
+                    call_cancel.cancel();
+                    Err(self.deadline_error(opts))
+                }
+            };
+            let served = match result {
+                Ok(s) => s,
+                Err(e) => {
+                    let e = if opts.cancel.is_cancelled() { self.cancelled_error() } else { e };
+                    if matches!(e, Error::Cancelled { .. }) {
+                        lease.finish(Outcome::Neutral);
+                    } else {
+                        lease.finish(Outcome::Failure(&e));
+                    }
+                    let pipeline_id = Some(lease.id.clone());
+                    let give_up = |error: Error| Failure { error, pipeline_id: pipeline_id.clone(), attempts: attempt };
+                    if !e.retryable() || attempt > max_retries {
+                        return Err(give_up(e));
+                    }
+                    let wait = backoff.delay(attempt - 1, e.retry_after_ms().map(Duration::from_millis), &mut rng);
+                    if Instant::now() + wait >= deadline {
+                        return Err(give_up(e));
+                    }
+                    self.emit(EventKind::Retry, || {
+                        json!({
+                            "requestId": &*opts.request_id,
+                            "pipelineId": &*lease.id,
+                            "attempt": attempt,
+                            "delayMs": ms(wait),
+                            "error": e.to_payload(),
+                        })
+                    });
+                    tokio::select! {
+                        biased;
+                        _ = opts.cancel.cancelled() => return Err(give_up(self.cancelled_error())),
+                        _ = sleep(wait) => {}
+                    }
+                    excluded.push(lease.uid);
+                    last = pipeline_id;
+                    continue;
+                }
+            };
+            let route = Route { pipeline_id: lease.id.clone(), target_id: served.target_id };
+            return Ok((served.value, route, lease, attempt));
+        }
+    }
+
+    fn record_outcome(&self, ok: bool, elapsed: Duration, queued: Duration) {
+        let mut st = State::lock(&self.shared);
+        st.stats.record(ok, elapsed);
+        st.queue_times.record(queued);
+        st.throughput.record(Instant::now());
+    }
+
+    fn report_failure(&self, opts: &RequestOptions, f: &Failure, queued: Duration, started: Instant) {
+        self.record_outcome(false, started.elapsed(), queued);
+        self.emit(EventKind::RequestFailed, || {
+            json!({
+                "requestId": &*opts.request_id,
+                "pipelineId": f.pipeline_id.as_deref(),
+                "attempts": f.attempts,
+                "error": f.error.to_payload(),
+            })
+        });
+    }
+
+    /// A non-streaming chat completion through the scheduler.
+    pub async fn chat(&self, req: ChatRequest, opts: RequestOptions) -> std::result::Result<Completed<ChatResponse>, Failure> {
+        let started = Instant::now();
+        let timeout = opts.timeout.unwrap_or_else(|| self.config().request_timeout);
+        let deadline = started + timeout;
+        let (slot, queued) = match self.acquire_slot(&opts, deadline, timeout).await {
+            Ok(s) => s,
+            Err(e) => {
+                let f = Failure::before_any_attempt(e);
+                self.report_failure(&opts, &f, started.elapsed(), started);
+                return Err(f);
+            }
+        };
+        let req = Arc::new(req);
+        let result = self
+            .attempts(&opts, deadline, |backend, call_opts| {
+                let req = (*req).clone();
+                Box::pin(async move { backend.chat(req, call_opts).await })
+            })
+            .await;
+        drop(slot);
+        match result {
+            Ok((response, route, mut lease, attempts)) => {
+                lease.finish(Outcome::Success);
+                let elapsed = started.elapsed();
+                self.record_outcome(true, elapsed, queued);
+                self.emit(EventKind::RequestCompleted, || {
+                    json!({"requestId": &*opts.request_id, "pipelineId": &*route.pipeline_id, "attempts": attempts, "duration": round3(elapsed.as_secs_f64() * 1000.0)})
+                });
+                Ok(Completed { value: response, route, attempts, queued, elapsed })
+            }
+            Err(f) => {
+                self.report_failure(&opts, &f, queued, started);
+                Err(f)
+            }
+        }
+    }
+
+    /// A streaming chat through the scheduler. Admission, selection and retries happen in a
+    /// task; the returned stream yields chunks as they arrive. Until the first chunk has been
+    /// handed over a failure is retried elsewhere; after it, the stream ends with a
+    /// `StreamError` carrying what was received. The deadline covers the wait for the first
+    /// chunk; after that the provider's idle and total timeouts govern.
+    pub fn stream(&self, req: ChatRequest, opts: RequestOptions) -> ChunkStream {
+        let (tx, stream) = ChunkStream::channel(opts.cancel.clone());
+        let route_slot = stream.route_slot();
+        let me = Scheduler { shared: self.shared.clone() };
+        tokio::spawn(async move {
+            me.run_stream(req, opts, tx, route_slot).await;
+        });
+        stream
+    }
+
+    async fn run_stream(&self, req: ChatRequest, opts: RequestOptions, tx: ChunkSender, route_slot: Arc<std::sync::OnceLock<Route>>) {
+        let started = Instant::now();
+        let timeout = opts.timeout.unwrap_or_else(|| self.config().request_timeout);
+        let deadline = started + timeout;
+        let (slot, queued) = match self.acquire_slot(&opts, deadline, timeout).await {
+            Ok(s) => s,
+            Err(e) => {
+                let f = Failure::before_any_attempt(e);
+                self.report_failure(&opts, &f, started.elapsed(), started);
+                let _ = tx.send(Err(f.error)).await;
+                return;
+            }
+        };
+        let req = Arc::new(req);
+        let opened = self
+            .attempts(&opts, deadline, |backend, call_opts| {
+                let req = (*req).clone();
+                Box::pin(async move {
+                    let served = backend.stream_chat(req, call_opts).await?;
+                    let mut s = served.value;
+                    // The attempt succeeds only once the first chunk (or a clean end) arrived.
+                    let first = match s.next().await {
+                        Some(Ok(c)) => Some(c),
+                        Some(Err(e)) => return Err(e),
+                        None => None,
+                    };
+                    Ok(Served { value: (s, first), target_id: served.target_id })
+                })
+            })
+            .await;
+        let ((mut upstream, first), route, mut lease, attempts) = match opened {
+            Ok(((s, first), route, lease, attempts)) => ((s, first), route, lease, attempts),
+            Err(f) => {
+                drop(slot);
+                self.report_failure(&opts, &f, queued, started);
+                let _ = tx.send(Err(f.error)).await;
+                return;
+            }
+        };
+        let _ = route_slot.set(route.clone());
+        let mut acc = ChunkAccumulator::default();
+        let mut outcome: std::result::Result<(), Error> = Ok(());
+        if let Some(first) = first {
+            acc.push(&first);
+            if tx.send(Ok(first)).await.is_err() {
+                outcome = Err(self.cancelled_error());
+            }
+            while outcome.is_ok() {
+                match upstream.next().await {
+                    None => break,
+                    Some(Ok(c)) => {
+                        acc.push(&c);
+                        if tx.send(Ok(c)).await.is_err() {
+                            outcome = Err(self.cancelled_error());
+                        }
+                    }
+                    Some(Err(e)) => outcome = Err(mid_stream_error(e, &acc, opts.cancel.is_cancelled())),
+                }
+            }
+        }
+        drop(upstream);
+        drop(slot);
+        match outcome {
+            Ok(()) => {
+                lease.finish(Outcome::Success);
+                let elapsed = started.elapsed();
+                self.record_outcome(true, elapsed, queued);
+                self.emit(EventKind::RequestCompleted, || {
+                    json!({"requestId": &*opts.request_id, "pipelineId": &*route.pipeline_id, "attempts": attempts, "duration": round3(elapsed.as_secs_f64() * 1000.0), "chunks": acc.chunk_count()})
+                });
+            }
+            Err(e) => {
+                let e = if opts.cancel.is_cancelled() { self.cancelled_error() } else { e };
+                if matches!(e, Error::Cancelled { .. }) {
+                    lease.finish(Outcome::Neutral);
+                } else {
+                    lease.finish(Outcome::Failure(&e));
+                }
+                let f = Failure { error: e, pipeline_id: Some(route.pipeline_id.clone()), attempts };
+                self.report_failure(&opts, &f, queued, started);
+                let _ = tx.try_send(Err(f.error));
+            }
+        }
+    }
+
+    /// Rejects everything queued with `CancelledError`, cancels running calls and stops the
+    /// health checks. Later submissions are refused.
+    pub fn destroy(&self) {
+        let drained: Vec<_> = {
+            let mut st = State::lock(&self.shared);
+            st.destroyed = true;
+            st.queue.drain().collect()
+        };
+        drop(drained); // dropping the senders wakes every waiter with "destroyed"
+        self.shared.shutdown.cancel();
+        if let Some(h) = self.shared.health_task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            h.abort();
+        }
+        self.shared.capacity_changed.notify_waiters();
+    }
+
+    fn restart_health_checks(&self) {
+        let mut slot = self.shared.health_task.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = slot.take() {
+            h.abort();
+        }
+        let Some(interval) = State::lock(&self.shared).config.health_check_interval else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let weak = Arc::downgrade(&self.shared);
+        *slot = Some(rt.spawn(health_loop(weak, interval)).abort_handle());
+    }
+
+    /// Runs one round of health checks now (also what the periodic task does).
+    pub async fn check_health(&self) {
+        run_health_round(&self.shared).await;
+    }
+
+    pub fn metrics(&self) -> Value {
+        let now = Instant::now();
+        let st = State::lock(&self.shared);
+        let mut m = st.stats.to_json();
+        let o = m.as_object_mut().expect("object");
+        let queued = st.queue.len();
+        o.insert("activeRequests".into(), (st.running + queued).into());
+        o.insert("currentConcurrentRequests".into(), st.running.into());
+        o.insert("maxConcurrentRequests".into(), st.config.max_concurrent_requests.into());
+        o.insert("queueLength".into(), queued.into());
+        o.insert("averageQueueTime".into(), round3(st.queue_times.mean_ms()).into());
+        o.insert("throughput".into(), round3(st.throughput.per_second(now)).into());
+        let open = st.members.iter().filter(|m| m.breaker.state() == CircuitState::Open).count();
+        o.insert("circuitBreakerTripped".into(), (open > 0).into());
+        o.insert("circuitBreakerTripCount".into(), st.trips.into());
+        o.insert("uptime".into(), ms(now - self.shared.started).into());
+        o.insert("lastHealthCheck".into(), st.last_health_check_ms.map(Value::from).unwrap_or(Value::Null));
+        o.insert("loadBalancingStrategy".into(), st.config.strategy.name().into());
+        let pipelines: serde_json::Map<String, Value> = st.members.iter().map(|m| (m.id.to_string(), m.metrics())).collect();
+        o.insert("pipelines".into(), Value::Object(pipelines));
+        m
+    }
+
+    /// `{status, checks, details}` as SchedulerHealth.
+    pub fn health(&self) -> Value {
+        let st = State::lock(&self.shared);
+        let cfg = &st.config;
+        let total = st.members.len();
+        let healthy = st
+            .members
+            .iter()
+            .filter(|m| m.options.enabled && m.breaker.state() != CircuitState::Open && m.health != Some(HealthStatus::Unhealthy))
+            .count();
+        let error_rate = st.stats.error_rate();
+        let avg = st.stats.response_times.mean_ms();
+        let open = st.members.iter().filter(|m| m.breaker.state() == CircuitState::Open).count();
+        let checks = json!({
+            "pipelineHealth": healthy > 0,
+            "errorRate": error_rate < 0.1,
+            "responseTime": avg < 10_000.0,
+            "circuitBreaker": open == 0,
+            "concurrency": st.running < cfg.max_concurrent_requests,
+        });
+        let status = if healthy == 0 {
+            "unhealthy"
+        } else if error_rate < 0.1 && open == 0 && healthy == total {
+            "healthy"
+        } else {
+            "degraded"
+        };
+        json!({
+            "status": status,
+            "checks": checks,
+            "details": {
+                "healthyPipelines": healthy,
+                "totalPipelines": total,
+                "openCircuits": open,
+                "currentErrorRate": round3(error_rate),
+                "averageResponseTime": round3(avg),
+                "circuitBreakerTripped": open > 0,
+                "currentConcurrency": st.running,
+                "maxConcurrency": cfg.max_concurrent_requests,
+                "queueLength": st.queue.len(),
+            }
+        })
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        // The last handle going away (the JS object was collected) stops the health task; the
+        // task itself only holds a weak reference.
+        if Arc::strong_count(&self.shared) == 1 {
+            if let Some(h) = self.shared.health_task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                h.abort();
+            }
+        }
+    }
+}
+
+/// After the first chunk every failure is a `StreamError` with what was received.
+fn mid_stream_error(e: Error, acc: &ChunkAccumulator, cancelled: bool) -> Error {
+    match e {
+        Error::Cancelled { .. } => e,
+        _ if cancelled => Error::cancelled(),
+        Error::Stream { partial: Some(_), .. } => e,
+        other => Error::Stream {
+            message: format!("The stream failed after {} chunks: {other}", acc.chunk_count()),
+            partial: serde_json::to_value(acc.to_response()).ok(),
+        },
+    }
+}
+
+async fn health_loop(shared: Weak<Shared>, interval: Duration) {
+    loop {
+        sleep(interval).await;
+        let Some(s) = shared.upgrade() else { return };
+        if s.shutdown.is_cancelled() {
+            return;
+        }
+        run_health_round(&s).await;
+    }
+}
+
+/// Calls every member's health check; an unhealthy answer counts against its breaker.
+async fn run_health_round(shared: &Arc<Shared>) {
+    let targets: Vec<(u64, Arc<dyn Backend>)> = State::lock(shared).members.iter().map(|m| (m.uid, m.backend.clone())).collect();
+    let reports = futures_util::future::join_all(targets.iter().map(|(_, b)| b.health_check())).await;
+    let now = Instant::now();
+    let mut transitions = Vec::new();
+    {
+        let mut st = State::lock(shared);
+        let cfg = st.config.breaker.clone();
+        for ((uid, _), report) in targets.iter().zip(reports) {
+            let Some(i) = st.member_index(*uid) else { continue };
+            let m = &mut st.members[i];
+            m.health = Some(report.status);
+            if report.status == HealthStatus::Unhealthy {
+                let admission = m.breaker.admit(&cfg);
+                if let Some(t) = m.breaker.on_failure(now, &cfg, admission, None) {
+                    transitions.push((m.id.clone(), t));
+                }
+            }
+        }
+        st.trips += transitions.iter().filter(|(_, t)| matches!(t, Transition::Opened { .. })).count() as u64;
+        st.last_health_check_ms = Some(epoch_ms());
+    }
+    for (id, t) in transitions {
+        emit_transition(shared, &id, t);
+    }
+}
+
+/// The futures handed to napi must be `Send`.
+#[allow(dead_code)]
+fn chat_future_is_send(s: &Scheduler, r: ChatRequest, o: RequestOptions) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(s.chat(r, o));
+}
