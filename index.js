@@ -5,6 +5,8 @@
 const errors = require('./lib/errors')
 const { PipelineBaseModule } = require('./lib/base-module')
 const { BaseProvider, OpenAICompatibleProvider } = require('./lib/providers')
+const { Pipeline } = require('./lib/pipeline')
+const { EnhancedPipelineScheduler, PipelineScheduler } = require('./lib/schedulers')
 const { version } = require('./package.json')
 
 module.exports = {
@@ -23,6 +25,9 @@ module.exports = {
   PipelineBaseModule,
   BaseProvider,
   OpenAICompatibleProvider,
+  EnhancedPipelineScheduler,
+  PipelineScheduler,
+  Pipeline,
   version,
   name: 'rcc-pipeline',
 }

@@ -17,6 +17,9 @@ export const {
   PipelineBaseModule,
   BaseProvider,
   OpenAICompatibleProvider,
+  EnhancedPipelineScheduler,
+  PipelineScheduler,
+  Pipeline,
   version,
   name,
 } = pkg

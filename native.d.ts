@@ -30,12 +30,8 @@ export declare class MockUpstream {
   close(): Promise<void>
 }
 
-/**
- * One cancellable call. JS creates it, wires its AbortSignal to `cancel()`, then awaits
- * `result()`.
- */
 export declare class NativeCall {
-  /** Runs the call once; the answer is JSON text. */
+  /** Runs the call once. */
   result(): Promise<string>
   cancel(): void
 }
@@ -49,6 +45,8 @@ export declare class NativeCall {
 export declare class NativeChunkStream {
   /** Stops the stream (AbortSignal); a pending or later `next()` rejects with CANCELLED. */
   cancel(): void
+  /** `{pipelineId, targetId}` of a scheduled stream once its first chunk is out, else null. */
+  route(): string | null
   [globalThis.Symbol.asyncIterator](): globalThis.__NapiRsAsyncGenerator<NativeChunkStream, string, void, undefined>
 }
 
@@ -60,6 +58,35 @@ export declare class NativeOpenAIProvider {
   streamChat(requestJson: string, optionsJson?: string | undefined | null): NativeChunkStream
   /** `{status, latencyMs, error?}` as JSON. */
   healthCheck(): Promise<string>
+}
+
+export declare class NativeScheduler {
+  constructor(configJson: string, onEvent: EventCallback)
+  /** Bit `1 << k` for each event kind with listeners, in `EventKind` order. */
+  setEventMask(mask: number): void
+  /** Validates a whole config (the merged object) and applies it to new work. */
+  updateConfig(configJson: string): void
+  /** Checks a config without applying it (constructor-time validation with custom names). */
+  validateConfig(configJson: string): void
+  addNativeProvider(id: string, provider: NativeOpenAIProvider, optionsJson?: string | undefined | null): void
+  addJsProvider(id: string, bridge: (kind: string, callId: number, payload?: string | null) => Promise<string>, optionsJson?: string | undefined | null): void
+  /** Schedules over another scheduler (a Pipeline inside a PipelineScheduler). */
+  addScheduler(id: string, other: NativeScheduler, optionsJson?: string | undefined | null): void
+  removeMember(id: string): boolean
+  /** Changes weight / per-member limit / enabled; false when no such member. */
+  updateMember(id: string, optionsJson: string): boolean
+  registerStrategy(name: string, bridge: (kind: string, callId: number, payload?: string | null) => Promise<string>): void
+  /**
+   * Schedules a chat request; resolves with `{requestId, pipelineId, targetId, attempts,
+   * queueTime, duration, response}`.
+   */
+  chat(requestJson: string, optionsJson?: string | undefined | null): NativeCall
+  streamChat(requestJson: string, optionsJson?: string | undefined | null): NativeChunkStream
+  metrics(): string
+  health(): string
+  /** Runs one round of provider health checks now. */
+  checkHealth(): Promise<void>
+  destroy(): void
 }
 
 /** Starts a mock upstream on 127.0.0.1. Options (JSON): `{port?, apiKeys?, models?}`. */

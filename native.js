@@ -839,4 +839,5 @@ module.exports.MockUpstream = nativeBinding.MockUpstream
 module.exports.NativeCall = nativeBinding.NativeCall
 module.exports.NativeChunkStream = nativeBinding.NativeChunkStream
 module.exports.NativeOpenAIProvider = nativeBinding.NativeOpenAIProvider
+module.exports.NativeScheduler = nativeBinding.NativeScheduler
 module.exports.startMockUpstream = nativeBinding.startMockUpstream

@@ -6,7 +6,7 @@
 /** Must match `MARKER` in src/error.rs. */
 const NATIVE_ERROR_MARKER = 'RCC_NATIVE_ERROR:'
 
-const CONTEXT_FIELDS = ['requestId', 'pipelineId', 'providerName']
+const CONTEXT_FIELDS = ['requestId', 'pipelineId', 'providerName', 'attempts']
 
 class PipelineError extends Error {
   constructor(message, options = {}) {
@@ -133,7 +133,26 @@ function cancelledBy(signal) {
   return new CancelledError(detail ? `Request was cancelled: ${detail}` : 'Request was cancelled', { cause: reason })
 }
 
+const PAYLOAD_FIELDS = ['status', 'body', 'providerCode', 'retryAfterMs', 'field', 'phase', 'timeoutMs', 'partial', 'maxQueueSize']
+
+/**
+ * A JS error (thrown by a user's provider or strategy) as the payload Rust understands. A typed
+ * error keeps its class; an HTTP-ish error (`status`, `retryAfterMs`) is classified by status.
+ */
+function toPayload(err) {
+  if (!(err instanceof Error)) return { message: `JS code threw a non-Error value: ${String(err)}` }
+  const p = { message: err.message, name: err.name }
+  if (err instanceof PipelineError || Object.prototype.hasOwnProperty.call(CLASS_BY_CODE, err.code)) p.code = err.code
+  for (const k of PAYLOAD_FIELDS) {
+    const v = err[k]
+    if (v !== undefined && v !== null && typeof v !== 'function') p[k] = v
+  }
+  if (p.status === undefined && err.response && typeof err.response.status === 'number') p.status = err.response.status
+  return p
+}
+
 module.exports = {
+  toPayload,
   PipelineError,
   PipelineExecutionError: PipelineError,
   ValidationError,

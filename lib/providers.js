@@ -183,4 +183,16 @@ class OpenAICompatibleProvider extends BaseProvider {
   }
 }
 
-module.exports = { BaseProvider, OpenAICompatibleProvider }
+/**
+ * The native handle of a provider that can be scheduled without calling into JS: an
+ * OpenAICompatibleProvider whose request path no subclass has overridden.
+ */
+function nativeHandleOf(provider) {
+  const handle = provider && provider[NATIVE]
+  if (!handle) return undefined
+  const p = OpenAICompatibleProvider.prototype
+  const untouched = ['chat', 'streamChat', 'executeChat', 'executeStreamChat'].every((m) => provider[m] === p[m])
+  return untouched ? handle : undefined
+}
+
+module.exports = { BaseProvider, OpenAICompatibleProvider, nativeHandleOf }

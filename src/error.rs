@@ -13,6 +13,11 @@ pub fn to_napi(e: Error, provider_name: Option<&str>) -> napi::Error {
     if let Some(name) = provider_name {
         payload.insert("providerName".into(), name.into());
     }
+    payload_error(payload)
+}
+
+/// An error payload (already carrying its context) as the JS error.
+pub fn payload_error(payload: serde_json::Map<String, serde_json::Value>) -> napi::Error {
     napi::Error::new(Status::GenericFailure, format!("{MARKER}{}", serde_json::Value::Object(payload)))
 }
 

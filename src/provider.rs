@@ -1,7 +1,5 @@
 //! `NativeOpenAIProvider`: the Rust half of `OpenAICompatibleProvider` in index.js.
 
-use std::sync::Mutex;
-
 use napi::bindgen_prelude::within_runtime_if_available;
 use napi_derive::napi;
 use rcc_core::model::ChatRequest;
@@ -9,25 +7,12 @@ use rcc_core::provider::{CallOptions, OpenAICompatibleProvider, ProviderConfig, 
 use rcc_core::Error;
 
 use crate::error::{parse_json, to_napi};
+use crate::call::NativeCall;
 use crate::stream::NativeChunkStream;
 
 #[napi(js_name = "NativeOpenAIProvider")]
 pub struct NativeOpenAIProvider {
-    inner: OpenAICompatibleProvider,
-}
-
-/// One cancellable call. JS creates it, wires its AbortSignal to `cancel()`, then awaits
-/// `result()`.
-#[napi]
-pub struct NativeCall {
-    provider: OpenAICompatibleProvider,
-    op: Mutex<Option<Op>>,
-    options: CallOptions,
-}
-
-enum Op {
-    Chat(ChatRequest),
-    ListModels,
+    pub(crate) inner: OpenAICompatibleProvider,
 }
 
 fn call_options(options_json: Option<String>) -> napi::Result<CallOptions> {
@@ -57,12 +42,26 @@ impl NativeOpenAIProvider {
     #[napi]
     pub fn chat(&self, request_json: String, options_json: Option<String>) -> napi::Result<NativeCall> {
         let req = ChatRequest::from_json(&request_json).map_err(|e| to_napi(e, Some(self.name())))?;
-        Ok(NativeCall { provider: self.inner.clone(), op: Mutex::new(Some(Op::Chat(req))), options: call_options(options_json)? })
+        let opts = call_options(options_json)?;
+        let cancel = opts.cancel.clone();
+        let (provider, name) = (self.inner.clone(), self.name().to_string());
+        let work = async move {
+            let r = provider.chat(req, opts).await;
+            r.and_then(|r| serde_json::to_string(&r).map_err(|e| Error::Internal { message: e.to_string() })).map_err(|e| to_napi(e, Some(&name)))
+        };
+        Ok(NativeCall::new(Box::pin(work), cancel))
     }
 
     #[napi]
     pub fn list_models(&self, options_json: Option<String>) -> napi::Result<NativeCall> {
-        Ok(NativeCall { provider: self.inner.clone(), op: Mutex::new(Some(Op::ListModels)), options: call_options(options_json)? })
+        let opts = call_options(options_json)?;
+        let cancel = opts.cancel.clone();
+        let (provider, name) = (self.inner.clone(), self.name().to_string());
+        let work = async move {
+            let r = provider.list_models(opts).await;
+            r.and_then(|m| serde_json::to_string(&m).map_err(|e| Error::Internal { message: e.to_string() })).map_err(|e| to_napi(e, Some(&name)))
+        };
+        Ok(NativeCall::new(Box::pin(work), cancel))
     }
 
     /// Starts a streaming call; the HTTP request runs on the addon's tokio runtime.
@@ -72,7 +71,7 @@ impl NativeOpenAIProvider {
         let req = ChatRequest::from_json(&request_json).map_err(|e| to_napi(e, Some(&name)))?;
         let opts = call_options(options_json)?;
         let stream = within_runtime_if_available(|| self.inner.stream_chat(req, opts)).map_err(|e| to_napi(e, Some(&name)))?;
-        Ok(NativeChunkStream::new(stream, name))
+        Ok(NativeChunkStream::for_provider(stream, name))
     }
 
     /// `{status, latencyMs, error?}` as JSON.
@@ -84,34 +83,5 @@ impl NativeOpenAIProvider {
             out["error"] = e.into();
         }
         Ok(out.to_string())
-    }
-}
-
-#[napi]
-impl NativeCall {
-    /// Runs the call once; the answer is JSON text.
-    #[napi]
-    pub async fn result(&self) -> napi::Result<String> {
-        let name = self.provider.config().name.clone();
-        let op = self.op.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let out = match op {
-            None => Err(Error::Internal { message: "NativeCall.result() may be awaited only once".into() }),
-            Some(Op::Chat(req)) => self
-                .provider
-                .chat(req, self.options.clone())
-                .await
-                .and_then(|r| serde_json::to_string(&r).map_err(|e| Error::Internal { message: e.to_string() })),
-            Some(Op::ListModels) => self
-                .provider
-                .list_models(self.options.clone())
-                .await
-                .and_then(|m| serde_json::to_string(&m).map_err(|e| Error::Internal { message: e.to_string() })),
-        };
-        out.map_err(|e| to_napi(e, Some(&name)))
-    }
-
-    #[napi]
-    pub fn cancel(&self) {
-        self.options.cancel.cancel();
     }
 }

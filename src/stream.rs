@@ -3,11 +3,11 @@
 //! round trip per batch, not per chunk. `return()` (a `break` in `for await`) and `cancel()`
 //! stop the producer and close the upstream connection.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use napi::bindgen_prelude::AsyncGenerator;
 use napi_derive::napi;
-use rcc_core::provider::ChunkStream;
+use rcc_core::provider::{ChunkStream, Route};
 use rcc_core::Error;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -24,21 +24,32 @@ struct State {
     finished: bool,
 }
 
+/// Turns a core error into the JS error, adding what the stream is about (provider name,
+/// request and pipeline ids).
+pub type ErrorMapper = Arc<dyn Fn(Error) -> napi::Error + Send + Sync>;
+
 #[napi(async_iterator)]
 pub struct NativeChunkStream {
     state: Arc<Mutex<State>>,
     cancel: CancellationToken,
-    provider_name: Arc<str>,
+    route: Arc<OnceLock<Route>>,
+    map_error: ErrorMapper,
 }
 
 impl NativeChunkStream {
-    pub fn new(stream: ChunkStream, provider_name: String) -> Self {
+    pub fn new(stream: ChunkStream, map_error: ErrorMapper) -> Self {
         let cancel = stream.cancel_token();
+        let route = stream.route_slot();
         NativeChunkStream {
             state: Arc::new(Mutex::new(State { stream, pending_error: None, finished: false })),
             cancel,
-            provider_name: provider_name.into(),
+            route,
+            map_error,
         }
+    }
+
+    pub fn for_provider(stream: ChunkStream, provider_name: String) -> Self {
+        Self::new(stream, Arc::new(move |e| to_napi(e, Some(&provider_name))))
     }
 }
 
@@ -50,12 +61,12 @@ impl AsyncGenerator for NativeChunkStream {
 
     fn next(&mut self, _value: Option<()>) -> impl std::future::Future<Output = napi::Result<Option<String>>> + Send + 'static {
         let state = self.state.clone();
-        let name = self.provider_name.clone();
+        let map_error = self.map_error.clone();
         async move {
             let mut st = state.lock().await;
             if let Some(e) = st.pending_error.take() {
                 st.finished = true;
-                return Err(to_napi(e, Some(&name)));
+                return Err(map_error(e));
             }
             if st.finished {
                 return Ok(None);
@@ -67,7 +78,7 @@ impl AsyncGenerator for NativeChunkStream {
                 }
                 Some(Err(e)) => {
                     st.finished = true;
-                    return Err(to_napi(e, Some(&name)));
+                    return Err(map_error(e));
                 }
                 Some(Ok(c)) => c,
             };
@@ -111,5 +122,11 @@ impl NativeChunkStream {
     #[napi]
     pub fn cancel(&self) {
         self.cancel.cancel();
+    }
+
+    /// `{pipelineId, targetId}` of a scheduled stream once its first chunk is out, else null.
+    #[napi]
+    pub fn route(&self) -> Option<String> {
+        self.route.get().map(|r| serde_json::json!({"pipelineId": &*r.pipeline_id, "targetId": r.target_id.as_deref()}).to_string())
     }
 }

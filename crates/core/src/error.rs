@@ -212,6 +212,52 @@ impl Error {
         }
         m
     }
+
+    /// The inverse of `to_payload`, for errors thrown by JS code (a `BaseProvider` subclass, a
+    /// custom strategy). A known `code` keeps its class; otherwise an HTTP `status` decides
+    /// (401/403 → authentication, 429 → rate limit, other → provider error), and an error
+    /// without either is a provider failure (retryable: the JS provider is the upstream here).
+    pub fn from_payload(p: &Value) -> Error {
+        let str_of = |k: &str| p.get(k).and_then(Value::as_str).map(String::from);
+        let u64_of = |k: &str| p.get(k).and_then(Value::as_f64).filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64);
+        let message = str_of("message").unwrap_or_else(|| "JS provider failed without a message".into());
+        let status = u64_of("status").and_then(|s| u16::try_from(s).ok());
+        let body = p.get("body").and_then(|b| match b {
+            Value::String(s) => Some(s.clone()),
+            Value::Null => None,
+            other => Some(other.to_string()),
+        });
+        let provider_code = str_of("providerCode").or_else(|| str_of("name"));
+        let retry_after_ms = u64_of("retryAfterMs");
+        match str_of("code").as_deref() {
+            Some("VALIDATION_ERROR") => Error::Validation { message, field: str_of("field") },
+            Some("AUTHENTICATION_ERROR") => Error::Authentication { message, status, body, provider_code },
+            Some("RATE_LIMIT_ERROR") => Error::RateLimit { message, status, retry_after_ms, body, provider_code },
+            Some("CIRCUIT_BREAKER_OPEN") => Error::CircuitOpen { message, retry_after_ms: retry_after_ms.unwrap_or(0) },
+            Some("TIMEOUT") => Error::Timeout {
+                message,
+                phase: match str_of("phase").as_deref() {
+                    Some("queue") => TimeoutPhase::Queue,
+                    Some("connect") => TimeoutPhase::Connect,
+                    Some("firstToken") => TimeoutPhase::FirstToken,
+                    Some("idle") => TimeoutPhase::Idle,
+                    _ => TimeoutPhase::Total,
+                },
+                timeout_ms: u64_of("timeoutMs").unwrap_or(0),
+            },
+            Some("QUEUE_FULL") => Error::QueueFull { message, max_size: u64_of("maxQueueSize").unwrap_or(0) as usize },
+            Some("CANCELLED") => Error::Cancelled { message },
+            Some("CONNECTION_ERROR") => Error::Connection { message },
+            Some("STREAM_ERROR") => Error::Stream { message, partial: p.get("partial").cloned().filter(|v| !v.is_null()) },
+            Some("NO_AVAILABLE_PIPELINE") => Error::NoAvailablePipeline { message },
+            Some("INTERNAL_ERROR") => Error::Internal { message },
+            _ => match status {
+                Some(401) | Some(403) => Error::Authentication { message, status, body, provider_code },
+                Some(429) => Error::RateLimit { message, status, retry_after_ms, body, provider_code },
+                _ => Error::Provider { message, status, body, provider_code, retry_after_ms },
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -274,5 +320,32 @@ mod tests {
         let t = Error::timeout(TimeoutPhase::FirstToken, 250).to_payload();
         assert_eq!(t["phase"], "firstToken");
         assert_eq!(t["timeoutMs"], 250);
+    }
+
+    #[test]
+    fn payloads_round_trip_and_js_errors_map_by_status() {
+        let all = [
+            Error::validation("model", "Model is required"),
+            Error::Authentication { message: "a".into(), status: Some(401), body: Some("b".into()), provider_code: Some("c".into()) },
+            Error::RateLimit { message: "x".into(), status: Some(429), retry_after_ms: Some(5), body: None, provider_code: None },
+            Error::CircuitOpen { message: "x".into(), retry_after_ms: 1 },
+            Error::timeout(TimeoutPhase::Idle, 10),
+            Error::QueueFull { message: "x".into(), max_size: 1 },
+            Error::Cancelled { message: "x".into() },
+            Error::Provider { message: "x".into(), status: Some(500), body: None, provider_code: None, retry_after_ms: Some(7) },
+            Error::Connection { message: "x".into() },
+            Error::Stream { message: "x".into(), partial: Some(serde_json::json!({"id": "p"})) },
+            Error::NoAvailablePipeline { message: "x".into() },
+            Error::Internal { message: "x".into() },
+        ];
+        for e in all {
+            assert_eq!(Error::from_payload(&Value::Object(e.to_payload())), e);
+        }
+        let plain = Error::from_payload(&serde_json::json!({"message": "boom", "name": "TypeError"}));
+        assert!(matches!(&plain, Error::Provider { status: None, provider_code: Some(c), .. } if c == "TypeError"));
+        assert!(plain.retryable());
+        assert!(matches!(Error::from_payload(&serde_json::json!({"message": "m", "status": 429})), Error::RateLimit { .. }));
+        assert!(matches!(Error::from_payload(&serde_json::json!({"message": "m", "status": 403})), Error::Authentication { .. }));
+        assert!(!Error::from_payload(&serde_json::json!({"message": "m", "status": 400})).retryable());
     }
 }

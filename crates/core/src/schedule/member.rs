@@ -19,6 +19,25 @@ pub struct MemberOptions {
     pub enabled: bool,
 }
 
+impl MemberOptions {
+    /// `{weight?, maxConcurrentRequests?, enabled?}` as JS passes it.
+    pub fn from_value(v: &Value) -> crate::error::Result<Self> {
+        let mut o = MemberOptions::default();
+        let Value::Object(obj) = v else { return Ok(o) };
+        let f = crate::validate::Fields::new(obj, "");
+        if let Some(w) = f.number_at_least("weight", 0.0)? {
+            o.weight = w;
+        }
+        if let Some(n) = f.positive_int("maxConcurrentRequests")? {
+            o.max_concurrency = Some(n.min(u32::MAX as u64) as u32);
+        }
+        if let Some(e) = f.bool("enabled")? {
+            o.enabled = e;
+        }
+        Ok(o)
+    }
+}
+
 impl Default for MemberOptions {
     fn default() -> Self {
         MemberOptions { weight: 1.0, max_concurrency: None, enabled: true }
@@ -38,6 +57,8 @@ pub(crate) struct Member {
     pub stats: RequestStats,
     pub health: Option<HealthStatus>,
     pub last_used_ms: u64,
+    /// Whether the last finished call succeeded (`None` before any).
+    pub last_ok: Option<bool>,
 }
 
 impl Member {
@@ -54,6 +75,7 @@ impl Member {
             stats: RequestStats::default(),
             health: None,
             last_used_ms: 0,
+            last_ok: None,
         }
     }
 
@@ -100,6 +122,7 @@ impl Member {
         o.insert("circuitBreakerTripCount".into(), self.breaker.trips().into());
         o.insert("healthStatus".into(), self.health.map(|h| h.as_str()).unwrap_or("unknown").into());
         o.insert("lastUsed".into(), self.last_used_ms.into());
+        o.insert("lastOutcome".into(), self.last_ok.map(|ok| if ok { "success" } else { "failure" }).into());
         m
     }
 }

@@ -71,8 +71,61 @@ impl Failure {
     fn before_any_attempt(error: Error) -> Self {
         Failure { error, pipeline_id: None, attempts: 0 }
     }
+
+    /// The error payload for JS, with the request and pipeline it concerns.
+    pub fn to_payload(&self, request_id: &str) -> serde_json::Map<String, Value> {
+        let mut p = self.error.to_payload();
+        p.insert("requestId".into(), request_id.into());
+        if let Some(id) = &self.pipeline_id {
+            p.insert("pipelineId".into(), (&**id).into());
+        }
+        p.insert("attempts".into(), self.attempts.into());
+        p
+    }
 }
 
+impl RequestOptions {
+    /// `{requestId?, priority?, timeout?, retries?}` as JS passes it.
+    pub fn from_json(v: &Value, cancel: CancellationToken) -> Result<Self> {
+        let empty = serde_json::Map::new();
+        let obj = match v {
+            Value::Object(o) => o,
+            Value::Null => &empty,
+            other => return Err(crate::validate::invalid("options", "an object", Some(other))),
+        };
+        let f = crate::validate::Fields::new(obj, "");
+        let request_id: Arc<str> = match f.string("requestId")? {
+            Some(id) => id.into(),
+            None => format!("req_{}_{:08x}", epoch_ms(), fastrand::u32(..)).into(),
+        };
+        Ok(RequestOptions {
+            request_id,
+            priority: Priority::from_value(obj.get("priority"), "priority")?,
+            timeout: f.millis("timeout")?,
+            max_retries: f.non_negative_int("retries")?.map(|n| n.min(100) as u32),
+            cancel,
+        })
+    }
+}
+
+impl Completed<ChatResponse> {
+    /// `{requestId, pipelineId, targetId, attempts, queueTime, duration, response}` as JSON text.
+    pub fn to_json(&self, request_id: &str) -> Result<String> {
+        let envelope = json!({
+            "requestId": request_id,
+            "pipelineId": &*self.route.pipeline_id,
+            "targetId": self.route.target_id.as_deref(),
+            "attempts": self.attempts,
+            "queueTime": round3(self.queued.as_secs_f64() * 1000.0),
+            "duration": round3(self.elapsed.as_secs_f64() * 1000.0),
+            "response": &self.value,
+        });
+        serde_json::to_string(&envelope).map_err(|e| Error::Internal { message: e.to_string() })
+    }
+}
+
+/// Cheap to clone: clones share one scheduler.
+#[derive(Clone)]
 pub struct Scheduler {
     shared: Arc<Shared>,
 }
@@ -201,15 +254,18 @@ impl Lease {
                 m.in_flight = m.in_flight.saturating_sub(1);
                 let t = match outcome {
                     Outcome::Success => {
+                        m.last_ok = Some(true);
                         m.stats.record(true, now - self.started);
                         m.breaker.on_success(self.admission)
                     }
                     Outcome::Failure(e) if counts_against_member(e) => {
+                        m.last_ok = Some(false);
                         m.stats.record(false, now - self.started);
                         let retry_after = e.retry_after_ms().map(Duration::from_millis);
                         m.breaker.on_failure(now, &breaker_cfg, self.admission, retry_after)
                     }
                     Outcome::Failure(_) => {
+                        m.last_ok = Some(false);
                         m.stats.record(false, now - self.started);
                         m.breaker.on_neutral(self.admission);
                         None
@@ -571,7 +627,7 @@ impl Scheduler {
                         Some(s) => Decision::AskCustom(s, name.clone(), Value::Array(infos)),
                         None => Decision::Fail(Error::validation(
                             "loadBalancingStrategy",
-                            format!("custom strategy '{name}' is not registered"),
+                            format!("custom strategy '{name}' is not registered: call registerLoadBalancingStrategy('{name}', {{selectPipeline}}) first"),
                         )),
                     }
                 } else {
@@ -803,7 +859,9 @@ impl Scheduler {
                         Some(Err(e)) => return Err(e),
                         None => None,
                     };
-                    Ok(Served { value: (s, first), target_id: served.target_id })
+                    // A nested scheduler (a Pipeline) names its target once the first chunk is out.
+                    let target_id = served.target_id.or_else(|| s.route().map(|r| r.pipeline_id.clone()));
+                    Ok(Served { value: (s, first), target_id })
                 })
             })
             .await;
@@ -1031,4 +1089,39 @@ async fn run_health_round(shared: &Arc<Shared>) {
 fn chat_future_is_send(s: &Scheduler, r: ChatRequest, o: RequestOptions) {
     fn is_send<T: Send>(_: T) {}
     is_send(s.chat(r, o));
+}
+
+/// A scheduler is itself a backend: a `Pipeline` (a scheduler over its targets) scheduled by a
+/// `PipelineScheduler`. The served target is reported so that results name it.
+impl Backend for Scheduler {
+    fn chat(&self, req: ChatRequest, opts: CallOptions) -> BoxFuture<Result<Served<ChatResponse>>> {
+        let s = self.clone();
+        Box::pin(async move {
+            let o = RequestOptions { request_id: "nested".into(), priority: Priority::default(), timeout: None, max_retries: None, cancel: opts.cancel };
+            match s.chat(req, o).await {
+                Ok(c) => Ok(Served { value: c.value, target_id: Some(c.route.pipeline_id) }),
+                Err(f) => Err(f.error),
+            }
+        })
+    }
+
+    fn stream_chat(&self, req: ChatRequest, opts: CallOptions) -> BoxFuture<Result<Served<ChunkStream>>> {
+        let s = self.clone();
+        Box::pin(async move {
+            let o = RequestOptions { request_id: "nested".into(), priority: Priority::default(), timeout: None, max_retries: None, cancel: opts.cancel };
+            Ok(Served::direct(s.stream(req, o)))
+        })
+    }
+
+    fn health_check(&self) -> BoxFuture<crate::provider::HealthReport> {
+        let h = self.health();
+        Box::pin(async move {
+            let status = match h["status"].as_str() {
+                Some("healthy") => HealthStatus::Healthy,
+                Some("degraded") => HealthStatus::Degraded,
+                _ => HealthStatus::Unhealthy,
+            };
+            crate::provider::HealthReport { status, latency_ms: 0.0, error: None }
+        })
+    }
 }

@@ -1,0 +1,160 @@
+'use strict'
+// What EnhancedPipelineScheduler, PipelineScheduler and Pipeline share: one NativeScheduler,
+// its events forwarded to this EventEmitter (only those with listeners cross into JS), member
+// registration for native and JS providers, and calls/streams with AbortSignal support.
+
+const { EventEmitter } = require('node:events')
+const native = require('../native.js')
+const { fromNative, ValidationError } = require('./errors')
+const { runNativeCall, iterateNativeStream } = require('./native-calls')
+const { providerBridge, strategyBridge } = require('./bridge')
+const { nativeHandleOf } = require('./providers')
+
+/** Same order as `EventKind` in crates/core/src/schedule/events.rs. */
+const EVENT_KINDS = ['requestQueued', 'requestStarted', 'requestCompleted', 'requestFailed', 'retry', 'circuitOpen', 'circuitHalfOpen', 'circuitClose']
+
+const HOST = Symbol('rcc.scheduler')
+
+function plainObject(v) {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Map)
+}
+
+/** Nested merge of config objects (arrays and non-plain values replace). */
+function mergeConfig(base, patch) {
+  const out = { ...base }
+  for (const [k, v] of Object.entries(patch || {})) {
+    out[k] = plainObject(v) && plainObject(base[k]) ? mergeConfig(base[k], v) : v
+  }
+  return out
+}
+
+function checkCallable(obj, method, what) {
+  if (!obj || typeof obj[method] !== 'function') {
+    throw new ValidationError(`${what} must have a ${method}() method`, { field: what })
+  }
+}
+
+class SchedulerHost extends EventEmitter {
+  constructor(nativeConfig) {
+    super()
+    const self = new WeakRef(this) // the native side must not keep this object alive
+    const onEvent = (name, payload) => {
+      const host = self.deref()
+      if (host) host.emit(name, JSON.parse(payload))
+    }
+    let handle
+    try {
+      handle = new native.NativeScheduler(JSON.stringify(nativeConfig), onEvent)
+    } catch (e) {
+      throw fromNative(e)
+    }
+    Object.defineProperty(this, HOST, { value: handle, enumerable: false })
+    this.on('newListener', (event) => {
+      if (EVENT_KINDS.includes(event)) this._syncEventMask(event)
+    })
+    this.on('removeListener', (event) => {
+      if (EVENT_KINDS.includes(event)) this._syncEventMask()
+    })
+  }
+
+  _syncEventMask(adding) {
+    let mask = 0
+    EVENT_KINDS.forEach((k, i) => {
+      if (k === adding || this.listenerCount(k) > 0) mask |= 1 << i
+    })
+    this[HOST].setEventMask(mask)
+  }
+
+  _applyNativeConfig(nativeConfig) {
+    try {
+      this[HOST].updateConfig(JSON.stringify(nativeConfig))
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** Registers a provider: natively when it is a built-in one, else through the JS bridge. */
+  _addProvider(id, provider, options) {
+    checkCallable(provider, 'chat', 'provider')
+    const opts = JSON.stringify(options || {})
+    const handle = nativeHandleOf(provider)
+    try {
+      if (handle) this[HOST].addNativeProvider(id, handle, opts)
+      else this[HOST].addJsProvider(id, providerBridge(provider), opts)
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  _addScheduler(id, other, options) {
+    try {
+      this[HOST].addScheduler(id, other[HOST], JSON.stringify(options || {}))
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  _updateMember(id, patch) {
+    try {
+      return this[HOST].updateMember(id, JSON.stringify(patch))
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  _removeMember(id) {
+    return this[HOST].removeMember(id)
+  }
+
+  /** Resolves with the envelope `{requestId, pipelineId, targetId, attempts, queueTime, duration, response}`. */
+  _chat(request, callOptions, signal) {
+    return runNativeCall(() => this[HOST].chat(JSON.stringify(request), JSON.stringify(callOptions)), signal)
+  }
+
+  /** Chunks of a scheduled stream; `onRoute` is told which pipeline/target serves it. */
+  _stream(request, callOptions, signal) {
+    let stream
+    const start = () => {
+      stream = this[HOST].streamChat(JSON.stringify(request), JSON.stringify(callOptions))
+      return stream
+    }
+    const chunks = iterateNativeStream(start, signal)
+    const route = () => {
+      const r = stream && stream.route()
+      return r ? JSON.parse(r) : null
+    }
+    return { chunks, route }
+  }
+
+  registerLoadBalancingStrategy(name, strategy) {
+    if (typeof name !== 'string' || name.trim() === '') {
+      throw new ValidationError(`strategy name must be a non-empty string, got ${JSON.stringify(name)}`, { field: 'name' })
+    }
+    checkCallable(strategy, 'selectPipeline', 'strategy')
+    try {
+      this[HOST].registerStrategy(name, strategyBridge(strategy))
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  _nativeMetrics() {
+    return JSON.parse(this[HOST].metrics())
+  }
+
+  _nativeHealth() {
+    return JSON.parse(this[HOST].health())
+  }
+
+  /** Runs every provider's healthCheck() now; unhealthy answers count against its breaker. */
+  async checkHealth() {
+    await this[HOST].checkHealth()
+    return this.getHealth()
+  }
+
+  _destroyNative() {
+    this[HOST].destroy()
+  }
+}
+
+module.exports = { SchedulerHost, mergeConfig, plainObject, HOST }

@@ -1,0 +1,213 @@
+//! `NativeScheduler`: the Rust half of `EnhancedPipelineScheduler`, `PipelineScheduler` and
+//! `Pipeline` (a pipeline is a scheduler over its targets, with no queue and no retries).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{within_runtime_if_available, FnArgs};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
+use napi::Status;
+use napi_derive::napi;
+use rcc_core::model::ChatRequest;
+use rcc_core::schedule::{EventKind, EventSink, MemberOptions, RequestOptions, Scheduler, SchedulerConfig};
+use rcc_core::Error;
+use serde_json::Value;
+
+use crate::call::NativeCall;
+use crate::error::{parse_json, payload_error, to_napi};
+use crate::js_bridge::{Bridge, JsProvider, JsStrategy};
+use crate::provider::NativeOpenAIProvider;
+use crate::stream::NativeChunkStream;
+
+type EventArgs = FnArgs<(String, String)>;
+/// `(eventName, payloadJson) => void`.
+type EventCallback = ThreadsafeFunction<EventArgs, UnknownReturnValue, EventArgs, Status, false, true>;
+
+/// Forwards events JS listens to (the mask is kept up to date by index.js).
+struct JsEvents {
+    callback: EventCallback,
+    mask: AtomicU32,
+}
+
+impl EventSink for JsEvents {
+    fn wants(&self, kind: EventKind) -> bool {
+        self.mask.load(Ordering::Relaxed) & kind.bit() != 0
+    }
+    fn emit(&self, kind: EventKind, payload: Value) {
+        self.callback.call(FnArgs::from((kind.name().to_string(), payload.to_string())), ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+#[napi(js_name = "NativeScheduler")]
+pub struct NativeScheduler {
+    inner: Scheduler,
+    events: Arc<JsEvents>,
+}
+
+/// `is_custom` says which non-built-in strategy names to accept.
+fn parse_config(text: &str, is_custom: &dyn Fn(&str) -> bool) -> napi::Result<SchedulerConfig> {
+    let v = parse_json(text, "config")?;
+    let obj = match v {
+        Value::Object(o) => o,
+        Value::Null => serde_json::Map::new(),
+        _ => return Err(to_napi(Error::validation("config", "config must be an object"), None)),
+    };
+    SchedulerConfig::from_object(&obj, is_custom).map_err(|e| to_napi(e, None))
+}
+
+fn member_options(text: Option<String>) -> napi::Result<MemberOptions> {
+    match text {
+        None => Ok(MemberOptions::default()),
+        Some(t) => MemberOptions::from_value(&parse_json(&t, "options")?).map_err(|e| to_napi(e, None)),
+    }
+}
+
+#[napi]
+impl NativeScheduler {
+    #[napi(constructor)]
+    pub fn new(config_json: String, on_event: EventCallback) -> napi::Result<Self> {
+        // A custom strategy is registered after construction: any name is accepted here, and a
+        // request made before it is registered fails naming it.
+        let config = parse_config(&config_json, &|_| true)?;
+        let events = Arc::new(JsEvents { callback: on_event, mask: AtomicU32::new(0) });
+        let sink: Arc<dyn EventSink> = events.clone();
+        let inner = within_runtime_if_available(|| Scheduler::with_events(config, sink));
+        Ok(NativeScheduler { inner, events })
+    }
+
+    /// Bit `1 << k` for each event kind with listeners, in `EventKind` order.
+    #[napi]
+    pub fn set_event_mask(&self, mask: u32) {
+        self.events.mask.store(mask, Ordering::Relaxed);
+    }
+
+    /// Validates a whole config (the merged object) and applies it to new work.
+    #[napi]
+    pub fn update_config(&self, config_json: String) -> napi::Result<()> {
+        let config = parse_config(&config_json, &|n| self.inner.is_custom_strategy(n))?;
+        within_runtime_if_available(|| self.inner.update_config(config));
+        Ok(())
+    }
+
+    /// Checks a config without applying it (constructor-time validation with custom names).
+    #[napi]
+    pub fn validate_config(&self, config_json: String) -> napi::Result<()> {
+        parse_config(&config_json, &|n| self.inner.is_custom_strategy(n)).map(|_| ())
+    }
+
+    #[napi]
+    pub fn add_native_provider(&self, id: String, provider: &NativeOpenAIProvider, options_json: Option<String>) -> napi::Result<()> {
+        let opts = member_options(options_json)?;
+        self.inner.add_member(&id, Arc::new(provider.inner.clone()), opts).map_err(|e| to_napi(e, None))
+    }
+
+    #[napi(ts_args_type = "id: string, bridge: (kind: string, callId: number, payload?: string | null) => Promise<string>, optionsJson?: string | undefined | null")]
+    pub fn add_js_provider(&self, id: String, bridge: Bridge, options_json: Option<String>) -> napi::Result<()> {
+        let opts = member_options(options_json)?;
+        self.inner.add_member(&id, Arc::new(JsProvider::new(bridge)), opts).map_err(|e| to_napi(e, None))
+    }
+
+    /// Schedules over another scheduler (a Pipeline inside a PipelineScheduler).
+    #[napi]
+    pub fn add_scheduler(&self, id: String, other: &NativeScheduler, options_json: Option<String>) -> napi::Result<()> {
+        let opts = member_options(options_json)?;
+        self.inner.add_member(&id, Arc::new(other.inner.clone()), opts).map_err(|e| to_napi(e, None))
+    }
+
+    #[napi]
+    pub fn remove_member(&self, id: String) -> bool {
+        self.inner.remove_member(&id)
+    }
+
+    /// Changes weight / per-member limit / enabled; false when no such member.
+    #[napi]
+    pub fn update_member(&self, id: String, options_json: String) -> napi::Result<bool> {
+        let v = parse_json(&options_json, "options")?;
+        let patch = MemberOptions::from_value(&v).map_err(|e| to_napi(e, None))?;
+        Ok(self.inner.update_member(&id, |o| {
+            if v.get("weight").is_some() {
+                o.weight = patch.weight;
+            }
+            if v.get("maxConcurrentRequests").is_some() {
+                o.max_concurrency = patch.max_concurrency;
+            }
+            if v.get("enabled").is_some() {
+                o.enabled = patch.enabled;
+            }
+        }))
+    }
+
+    #[napi(ts_args_type = "name: string, bridge: (kind: string, callId: number, payload?: string | null) => Promise<string>")]
+    pub fn register_strategy(&self, name: String, bridge: Bridge) -> napi::Result<()> {
+        self.inner.register_strategy(&name, Arc::new(JsStrategy::new(bridge))).map_err(|e| to_napi(e, None))
+    }
+
+    /// Schedules a chat request; resolves with `{requestId, pipelineId, targetId, attempts,
+    /// queueTime, duration, response}`.
+    #[napi]
+    pub fn chat(&self, request_json: String, options_json: Option<String>) -> napi::Result<NativeCall> {
+        let token = self.inner.request_token();
+        let opts = request_options(options_json, token.clone())?;
+        let req = ChatRequest::from_json(&request_json).map_err(|e| to_napi(e, None))?;
+        let sched = self.inner.clone();
+        let work = async move {
+            let id = opts.request_id.clone();
+            match sched.chat(req, opts).await {
+                Ok(done) => done.to_json(&id).map_err(|e| to_napi(e, None)),
+                Err(f) => Err(payload_error(f.to_payload(&id))),
+            }
+        };
+        Ok(NativeCall::new(Box::pin(work), token))
+    }
+
+    #[napi]
+    pub fn stream_chat(&self, request_json: String, options_json: Option<String>) -> napi::Result<NativeChunkStream> {
+        let token = self.inner.request_token();
+        let opts = request_options(options_json, token)?;
+        let req = ChatRequest::from_json(&request_json).map_err(|e| to_napi(e, None))?;
+        let id = opts.request_id.clone();
+        let stream = within_runtime_if_available(|| self.inner.stream(req, opts));
+        let route = stream.route_slot();
+        Ok(NativeChunkStream::new(
+            stream,
+            Arc::new(move |e| {
+                let mut p = e.to_payload();
+                p.insert("requestId".into(), (&*id).into());
+                if let Some(r) = route.get() {
+                    p.insert("pipelineId".into(), (&*r.pipeline_id).into());
+                }
+                payload_error(p)
+            }),
+        ))
+    }
+
+    #[napi]
+    pub fn metrics(&self) -> String {
+        self.inner.metrics().to_string()
+    }
+
+    #[napi]
+    pub fn health(&self) -> String {
+        self.inner.health().to_string()
+    }
+
+    /// Runs one round of provider health checks now.
+    #[napi]
+    pub async fn check_health(&self) -> napi::Result<()> {
+        self.inner.check_health().await;
+        Ok(())
+    }
+
+    #[napi]
+    pub fn destroy(&self) {
+        self.inner.destroy();
+    }
+}
+
+fn request_options(options_json: Option<String>, token: tokio_util::sync::CancellationToken) -> napi::Result<RequestOptions> {
+    let v = match options_json {
+        Some(t) => parse_json(&t, "options")?,
+        None => Value::Null,
+    };
+    RequestOptions::from_json(&v, token).map_err(|e| to_napi(e, None))
+}
