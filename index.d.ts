@@ -317,5 +317,324 @@ export class OpenAICompatibleProvider extends BaseProvider {
   executeStreamChat(request: OpenAIChatRequestData, options?: CallOptions): AsyncIterable<ChatCompletionChunk>
 }
 
+// ---------------------------------------------------------------------------------------------
+// Scheduling
+
+export type PriorityLevel = 'low' | 'medium' | 'high' | 'critical'
+export type LoadBalancingStrategyName = 'round-robin' | 'random' | 'weighted' | 'least-connections' | (string & {})
+export type OperationType = 'chat' | 'streamChat' | 'healthCheck'
+export type CircuitState = 'closed' | 'open' | 'half-open'
+
+export interface CircuitBreakerConfig {
+  /** Default true. */
+  enabled?: boolean
+  /** Consecutive counted failures that open a circuit. Default 5. */
+  failureThreshold?: number
+  /** ms an open circuit stays open (longer if the upstream sent Retry-After). Default 60000. */
+  recoveryTimeout?: number
+  /** Probes let through while half-open. Default 1. */
+  halfOpenMaxCalls?: number
+}
+
+export interface RetryConfig {
+  /** Default 2 (so at most 3 upstream calls per request). */
+  maxRetries?: number
+  /** ms, default 500. */
+  baseDelay?: number
+  /** ms, default 8000. */
+  maxDelay?: number
+  /** Default 2. */
+  backoffMultiplier?: number
+  /** Default true. */
+  jitter?: boolean
+}
+
+export interface EnhancedSchedulerConfig {
+  maxConcurrentRequests?: number
+  /** ms from scheduling to the answer (to the first chunk for streams). Default 30000. */
+  requestTimeout?: number
+  loadBalancingStrategy?: LoadBalancingStrategyName
+  circuitBreaker?: CircuitBreakerConfig
+  retry?: RetryConfig
+  maxQueueSize?: number
+  /** ms between provider health checks; none when unset. */
+  healthCheckInterval?: number
+}
+
+/** The original framework's scheduler config (flat breaker fields, `retryStrategy`). */
+export interface SchedulerConfig {
+  maxConcurrentRequests?: number
+  requestTimeout?: number
+  healthCheckInterval?: number
+  retryStrategy?: { maxRetries?: number; baseDelay?: number; maxDelay?: number; backoffMultiplier?: number }
+  loadBalancingStrategy?: LoadBalancingStrategyName
+  enableCircuitBreaker?: boolean
+  circuitBreakerThreshold?: number
+  circuitBreakerTimeout?: number
+  maxQueueSize?: number
+  circuitBreaker?: CircuitBreakerConfig
+  retry?: RetryConfig
+}
+
+export interface SchedulerOptions {
+  requestId?: string
+  timeout?: number
+  retries?: number
+  priority?: number | PriorityLevel
+  signal?: AbortSignal
+  metadata?: Record<string, unknown>
+  healthCheck?: boolean
+  circuitBreaker?: boolean
+}
+
+export interface ScheduleOptions {
+  signal?: AbortSignal
+  /** Overrides retry.maxRetries for this request. */
+  retries?: number
+}
+
+export interface RegisterProviderOptions {
+  id?: string
+  weight?: number
+  /** Calls allowed in flight on this provider at once. */
+  maxConcurrentRequests?: number
+  enabled?: boolean
+  models?: string[]
+}
+
+/** What a custom strategy sees of each eligible candidate. */
+export interface PipelineInfo {
+  id: string
+  weight: number
+  enabled: boolean
+  activeRequests: number
+  maxConcurrentRequests: number | null
+  totalRequests: number
+  successfulRequests: number
+  failedRequests: number
+  errorRate: number
+  averageResponseTime: number
+  circuitState: CircuitState
+  healthStatus: 'healthy' | 'degraded' | 'unhealthy' | 'unknown'
+}
+
+export interface LoadBalancingStrategy {
+  selectPipeline(pipelines: PipelineInfo[]): PipelineInfo | string | null | Promise<PipelineInfo | string | null>
+}
+
+export interface MemberMetrics {
+  totalRequests: number
+  successfulRequests: number
+  failedRequests: number
+  activeRequests: number
+  averageResponseTime: number
+  p50ResponseTime: number
+  p95ResponseTime: number
+  p99ResponseTime: number
+  errorRate: number
+  weight: number
+  enabled: boolean
+  circuitState: CircuitState
+  consecutiveFailures: number
+  circuitBreakerTripCount: number
+  healthStatus: 'healthy' | 'degraded' | 'unhealthy' | 'unknown'
+  lastUsed: number
+  lastOutcome: 'success' | 'failure' | null
+}
+
+export interface SchedulerMetrics {
+  totalRequests: number
+  successfulRequests: number
+  failedRequests: number
+  /** Running plus queued. */
+  activeRequests: number
+  currentConcurrentRequests: number
+  maxConcurrentRequests: number
+  queueLength: number
+  averageResponseTime: number
+  p50ResponseTime: number
+  p95ResponseTime: number
+  p99ResponseTime: number
+  averageQueueTime: number
+  errorRate: number
+  /** Completed requests per second over the last minute. */
+  throughput: number
+  circuitBreakerTripped: boolean
+  circuitBreakerTripCount: number
+  /** ms since construction. */
+  uptime: number
+  /** Epoch ms of the last health-check round, or null. */
+  lastHealthCheck: number | null
+  loadBalancingStrategy: string
+  pipelines: Record<string, MemberMetrics>
+}
+
+export interface SchedulerHealth {
+  status: 'healthy' | 'degraded' | 'unhealthy'
+  checks: { pipelineHealth: boolean; errorRate: boolean; responseTime: boolean; circuitBreaker: boolean; concurrency: boolean }
+  details: {
+    healthyPipelines: number
+    totalPipelines: number
+    openCircuits: number
+    currentErrorRate: number
+    averageResponseTime: number
+    circuitBreakerTripped: boolean
+    currentConcurrency: number
+    maxConcurrency: number
+    queueLength: number
+  }
+}
+
+export interface SchedulerEvents {
+  requestQueued: { requestId: string; priority: number; queueLength: number }
+  requestStarted: { requestId: string; pipelineId: string; attempt: number }
+  requestCompleted: { requestId: string; pipelineId: string; attempts: number; duration: number; chunks?: number }
+  requestFailed: { requestId: string; pipelineId: string | null; attempts: number; error: Record<string, unknown> & { code: string; message: string } }
+  retry: { requestId: string; pipelineId: string; attempt: number; delayMs: number; error: Record<string, unknown> & { code: string; message: string } }
+  circuitOpen: { pipelineId: string; retryAfterMs: number }
+  circuitHalfOpen: { pipelineId: string }
+  circuitClose: { pipelineId: string }
+  configUpdated: { oldConfig: Record<string, unknown>; newConfig: Record<string, unknown> }
+}
+
+declare abstract class SchedulerEventEmitter extends EventEmitter {
+  on<K extends keyof SchedulerEvents>(event: K, listener: (payload: SchedulerEvents[K]) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+  once<K extends keyof SchedulerEvents>(event: K, listener: (payload: SchedulerEvents[K]) => void): this
+  once(event: string | symbol, listener: (...args: any[]) => void): this
+  off<K extends keyof SchedulerEvents>(event: K, listener: (payload: SchedulerEvents[K]) => void): this
+  off(event: string | symbol, listener: (...args: any[]) => void): this
+  registerLoadBalancingStrategy(name: string, strategy: LoadBalancingStrategy): void
+  /** Runs every provider's healthCheck() now (unhealthy answers feed the breakers). */
+  checkHealth(): Promise<SchedulerHealth>
+  getHealth(): SchedulerHealth
+}
+
+/** The README's scheduler: providers registered directly, requests scheduled by id. */
+export class EnhancedPipelineScheduler extends SchedulerEventEmitter {
+  constructor(config?: EnhancedSchedulerConfig)
+  readonly config: EnhancedSchedulerConfig
+  registerProvider(provider: BaseProvider, options?: RegisterProviderOptions): Promise<void>
+  unregisterProvider(idOrName: string): Promise<boolean>
+  setProviderEnabled(id: string, enabled: boolean): boolean
+  scheduleRequest(requestId: string, request: OpenAIChatRequestData, priority?: number | PriorityLevel, timeout?: number, options?: ScheduleOptions): Promise<OpenAIChatResponseData>
+  scheduleStreamRequest(requestId: string, request: OpenAIChatRequestData, priority?: number | PriorityLevel, timeout?: number, options?: ScheduleOptions): AsyncIterable<ChatCompletionChunk>
+  execute(request: OpenAIChatRequestData, operation?: 'chat', options?: SchedulerOptions): Promise<OpenAIChatResponseData>
+  execute(request: OpenAIChatRequestData, operation: 'streamChat', options?: SchedulerOptions): Promise<AsyncIterable<ChatCompletionChunk>>
+  execute(request: OpenAIChatRequestData, operation: 'healthCheck', options?: SchedulerOptions): Promise<SchedulerHealth>
+  executeStreaming(request: OpenAIChatRequestData, operation?: OperationType, options?: SchedulerOptions): AsyncIterable<ChatCompletionChunk>
+  updateConfig(partial: EnhancedSchedulerConfig): void
+  getConfig(): EnhancedSchedulerConfig
+  getMetrics(): SchedulerMetrics
+  destroy(): Promise<void>
+}
+
+export interface TargetMetrics {
+  requestCount: number
+  errorCount: number
+  healthStatus: string
+}
+
+export interface PipelineExecutionResult<R = OpenAIChatResponseData> {
+  pipelineId: string
+  targetId: string
+  success: boolean
+  response?: R
+  error?: string
+  errorCode?: string
+  errorDetails?: PipelineError
+  /** What a failed stream had received. */
+  partial?: OpenAIChatResponseData
+  duration: number
+  /** Start time, epoch ms. */
+  timestamp: number
+  attempts?: number
+  targetMetrics?: TargetMetrics
+  stages?: unknown[]
+}
+
+export interface PipelineTarget {
+  id: string
+  provider: BaseProvider
+  weight?: number
+  enabled?: boolean
+  healthStatus?: 'healthy' | 'unhealthy' | 'unknown'
+  lastHealthCheck?: number
+  requestCount?: number
+  errorCount?: number
+  metadata?: Record<string, any>
+}
+
+export interface PipelineConfig {
+  id: string
+  name?: string
+  virtualModelId: string
+  description?: string
+  targets: PipelineTarget[]
+  loadBalancingStrategy?: LoadBalancingStrategyName
+  healthCheckInterval?: number
+  maxRetries?: number
+  timeout?: number
+  weight?: number
+  metadata?: Record<string, any>
+}
+
+export interface PipelineMetrics {
+  totalRequests: number
+  successfulRequests: number
+  failedRequests: number
+  averageResponseTime: number
+  currentTargets: number
+  healthyTargets: number
+  unhealthyTargets: number
+  errorRate: number
+  /** Construction time, epoch ms (as the original). */
+  uptime: number
+  lastUsed: number
+}
+
+export interface PipelineExecutionOptions {
+  timeout?: number
+  signal?: AbortSignal
+  requestContext?: { requestId?: string } & Record<string, unknown>
+  metadata?: Record<string, any>
+  retries?: number
+  healthCheck?: boolean
+}
+
+/** Targets with a balancing strategy; `execute` never rejects. */
+export class Pipeline extends SchedulerEventEmitter {
+  constructor(config: PipelineConfig, pipelineTracker?: unknown)
+  readonly id: string
+  execute(request: OpenAIChatRequestData, operation?: OperationType, options?: PipelineExecutionOptions): Promise<PipelineExecutionResult>
+  executeStreaming(request: OpenAIChatRequestData, operation?: OperationType, options?: PipelineExecutionOptions): AsyncIterable<PipelineExecutionResult<ChatCompletionChunk>>
+  addTarget(target: PipelineTarget): void
+  removeTarget(targetId: string): boolean
+  updateTarget(targetId: string, updates: Partial<PipelineTarget>): boolean
+  getTarget(targetId: string): (PipelineTarget & TargetMetrics) | undefined
+  getTargets(): (PipelineTarget & TargetMetrics)[]
+  setTargetEnabled(targetId: string, enabled: boolean): boolean
+  getMetrics(): PipelineMetrics
+  getConfig(): PipelineConfig
+  isHealthy(): boolean
+  destroy(): void
+}
+
+/** The original framework's scheduler over Pipelines of one virtual model. */
+export class PipelineScheduler extends SchedulerEventEmitter {
+  constructor(virtualModelId: string, config?: SchedulerConfig, pipelineTracker?: unknown)
+  /** Resolves with a successful result; a final failure rejects with the typed error (it names `pipelineId`). */
+  execute(request: OpenAIChatRequestData, operation?: OperationType, options?: SchedulerOptions): Promise<PipelineExecutionResult>
+  executeStreaming(request: OpenAIChatRequestData, operation?: OperationType, options?: SchedulerOptions): AsyncIterable<PipelineExecutionResult<ChatCompletionChunk>>
+  addPipeline(pipeline: Pipeline): void
+  removePipeline(pipelineId: string): boolean
+  getPipelines(): Pipeline[]
+  getConfig(): SchedulerConfig
+  getMetrics(): SchedulerMetrics
+  updateConfig(partial: SchedulerConfig): void
+  getVirtualModelId(): string
+  destroy(): void
+}
+
 export const version: string
 export const name: string
