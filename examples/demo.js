@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // `npm run demo`: the main job on the embedded mock upstream. No keys, no network.
-// A chat, a streamed chat (tokens printed as they arrive) and a typed error.
+// A chat, a streamed chat (tokens printed as they arrive), a typed error, then the scheduler:
+// weighted balancing over three providers (one failing), a breaker opening and recovering,
+// a scheduled stream, and the final metrics and health.
 'use strict'
 
-const { OpenAICompatibleProvider, RateLimitError } = require('..')
+const { OpenAICompatibleProvider, RateLimitError, BaseProvider, EnhancedPipelineScheduler } = require('..')
 const { MockUpstream } = require('../mock')
 
 async function main() {
@@ -41,9 +43,80 @@ async function main() {
     console.log(`   ${err.name} (${err.code}): ${err.message}; retry in ${err.retryAfterMs} ms\n`)
   }
 
+  await schedulerDemo(mock)
+
   const stats = mock.stats()
   console.log(`mock saw ${stats.requests} requests over ${stats.connectionsOpened} connection(s)`)
   await mock.close()
+}
+
+/** A provider written in JS that fails its first `failures` calls with a 503, then recovers. */
+class FlakyProvider extends BaseProvider {
+  constructor(failures) {
+    super({ name: 'flaky', defaultModel: 'qwen-turbo' })
+    this.remaining = failures
+  }
+  async executeChat(request) {
+    if (this.remaining-- > 0) throw Object.assign(new Error('flaky upstream: 503 Service Unavailable'), { status: 503 })
+    return { model: request.model, choices: [{ index: 0, message: { role: 'assistant', content: 'flaky is back' }, finish_reason: 'stop' }] }
+  }
+}
+
+async function schedulerDemo(mock) {
+  const upstream = (name, reply) =>
+    new OpenAICompatibleProvider({ name, endpoint: mock.openaiBase, apiKey: 'sk-demo', defaultModel: 'qwen-turbo', headers: { 'x-mock-scenario': `reply=${reply}` } })
+  const scheduler = new EnhancedPipelineScheduler({
+    maxConcurrentRequests: 4,
+    loadBalancingStrategy: 'weighted',
+    circuitBreaker: { failureThreshold: 2, recoveryTimeout: 400 },
+    retry: { maxRetries: 2, baseDelay: 20 },
+  })
+  await scheduler.registerProvider(upstream('primary', 'primary'), { weight: 3 })
+  await scheduler.registerProvider(upstream('secondary', 'secondary'), { weight: 1 })
+  const flaky = new FlakyProvider(2)
+  await scheduler.registerProvider(flaky, { weight: 1 })
+  for (const e of ['circuitOpen', 'circuitHalfOpen', 'circuitClose']) {
+    scheduler.on(e, (p) => console.log(`   [event] ${e} ${p.pipelineId}${p.retryAfterMs ? ` for ${p.retryAfterMs} ms` : ''}`))
+  }
+  let retries = 0
+  scheduler.on('retry', () => retries++)
+
+  console.log('4. the scheduler: weights primary 3 : secondary 1 : flaky 1; flaky fails its first 2 calls')
+  const ask = (id) => scheduler.scheduleRequest(id, { messages: [{ role: 'user', content: 'hi' }] }, 'medium', 10000)
+  const served = {}
+  for (let i = 0; i < 20; i++) {
+    const r = await ask(`round1-${i}`)
+    served[r.choices[0].message.content] = (served[r.choices[0].message.content] || 0) + 1
+  }
+  console.log(`   20 requests, all answered: ${JSON.stringify(served)} (${retries} retried on another provider)`)
+  console.log('   waiting for flaky\'s breaker to half-open...')
+  await new Promise((r) => setTimeout(r, 450))
+  const again = {}
+  for (let i = 0; i < 10; i++) {
+    const r = await ask(`round2-${i}`)
+    again[r.choices[0].message.content] = (again[r.choices[0].message.content] || 0) + 1
+  }
+  console.log(`   10 more: ${JSON.stringify(again)}\n`)
+
+  console.log('5. a scheduled stream')
+  process.stdout.write('   ')
+  for await (const chunk of scheduler.scheduleStreamRequest('stream-1', { messages: [{ role: 'user', content: 'stream please' }] }, 'high')) {
+    const text = chunk.choices[0] && chunk.choices[0].delta.content
+    if (text) process.stdout.write(text)
+  }
+  console.log('\n')
+
+  console.log('6. metrics and health')
+  const m = scheduler.getMetrics()
+  console.log(`   total ${m.totalRequests}, ok ${m.successfulRequests}, failed ${m.failedRequests}, p50 ${m.p50ResponseTime} ms, p99 ${m.p99ResponseTime} ms, breaker trips ${m.circuitBreakerTripCount}`)
+  console.table(
+    Object.fromEntries(
+      Object.entries(m.pipelines).map(([id, p]) => [id, { weight: p.weight, requests: p.totalRequests, ok: p.successfulRequests, failed: p.failedRequests, circuit: p.circuitState, 'avg ms': p.averageResponseTime }]),
+    ),
+  )
+  const h = scheduler.getHealth()
+  console.log(`   health: ${h.status} (${h.details.healthyPipelines}/${h.details.totalPipelines} pipelines healthy)\n`)
+  await scheduler.destroy()
 }
 
 main().catch((err) => {

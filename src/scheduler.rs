@@ -149,10 +149,11 @@ impl NativeScheduler {
         let token = self.inner.request_token();
         let opts = request_options(options_json, token.clone())?;
         let req = ChatRequest::from_json(&request_json).map_err(|e| to_napi(e, None))?;
-        let sched = self.inner.clone();
+        let id = opts.request_id.clone();
+        // Admitted here, on the JS thread, so that FIFO follows the order of the JS calls.
+        let scheduled = self.inner.chat(req, opts);
         let work = async move {
-            let id = opts.request_id.clone();
-            match sched.chat(req, opts).await {
+            match scheduled.await {
                 Ok(done) => done.to_json(&id).map_err(|e| to_napi(e, None)),
                 Err(f) => Err(payload_error(f.to_payload(&id))),
             }

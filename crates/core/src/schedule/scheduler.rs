@@ -206,6 +206,12 @@ impl State {
     }
 }
 
+/// The result of admission.
+enum Ticket {
+    Running(Slot),
+    Queued { key: QueueKey, rx: oneshot::Receiver<()> },
+}
+
 /// A running-request slot; freeing it admits the next queued request.
 struct Slot {
     shared: Arc<Shared>,
@@ -487,8 +493,9 @@ impl Scheduler {
     }
 
     /// Waits for a running slot (queueing by priority when the scheduler is busy).
-    async fn acquire_slot(&self, opts: &RequestOptions, deadline: Instant, timeout: Duration) -> Result<(Slot, Duration)> {
-        let entered = Instant::now();
+    /// Admission, done synchronously at submission so that FIFO within a priority follows the
+    /// caller's submission order: a running slot at once, or a place in the queue.
+    fn admit(&self, opts: &RequestOptions) -> Result<Ticket> {
         let (key, rx, queue_len) = {
             let mut st = State::lock(&self.shared);
             if st.destroyed {
@@ -496,7 +503,7 @@ impl Scheduler {
             }
             if st.running < st.config.max_concurrent_requests && st.queue.is_empty() {
                 st.running += 1;
-                return Ok((Slot { shared: self.shared.clone() }, Duration::ZERO));
+                return Ok(Ticket::Running(Slot { shared: self.shared.clone() }));
             }
             if st.queue.len() >= st.config.max_queue_size {
                 let max = st.config.max_queue_size;
@@ -509,7 +516,15 @@ impl Scheduler {
         self.emit(EventKind::RequestQueued, || {
             json!({"requestId": &*opts.request_id, "priority": opts.priority.0, "queueLength": queue_len})
         });
-        let mut rx = rx;
+        Ok(Ticket::Queued { key, rx })
+    }
+
+    /// Waits (when queued) for a running slot, until the deadline or a cancellation.
+    async fn acquire_slot(&self, ticket: Result<Ticket>, opts: &RequestOptions, entered: Instant, deadline: Instant, timeout: Duration) -> Result<(Slot, Duration)> {
+        let (key, mut rx) = match ticket? {
+            Ticket::Running(slot) => return Ok((slot, Duration::ZERO)),
+            Ticket::Queued { key, rx } => (key, rx),
+        };
         let error = tokio::select! {
             biased;
             granted = &mut rx => match granted {
@@ -781,11 +796,20 @@ impl Scheduler {
     }
 
     /// A non-streaming chat completion through the scheduler.
-    pub async fn chat(&self, req: ChatRequest, opts: RequestOptions) -> std::result::Result<Completed<ChatResponse>, Failure> {
+    ///
+    /// Admission happens when this is called (not when the future is first polled), so
+    /// requests submitted one after the other keep their order within a priority.
+    pub fn chat(&self, req: ChatRequest, opts: RequestOptions) -> impl std::future::Future<Output = std::result::Result<Completed<ChatResponse>, Failure>> + Send + 'static {
         let started = Instant::now();
+        let ticket = self.admit(&opts);
+        let me = self.clone();
+        async move { me.run_chat(ticket, started, req, opts).await }
+    }
+
+    async fn run_chat(&self, ticket: Result<Ticket>, started: Instant, req: ChatRequest, opts: RequestOptions) -> std::result::Result<Completed<ChatResponse>, Failure> {
         let timeout = opts.timeout.unwrap_or_else(|| self.config().request_timeout);
         let deadline = started + timeout;
-        let (slot, queued) = match self.acquire_slot(&opts, deadline, timeout).await {
+        let (slot, queued) = match self.acquire_slot(ticket, &opts, started, deadline, timeout).await {
             Ok(s) => s,
             Err(e) => {
                 let f = Failure::before_any_attempt(e);
@@ -826,18 +850,19 @@ impl Scheduler {
     pub fn stream(&self, req: ChatRequest, opts: RequestOptions) -> ChunkStream {
         let (tx, stream) = ChunkStream::channel(opts.cancel.clone());
         let route_slot = stream.route_slot();
-        let me = Scheduler { shared: self.shared.clone() };
+        let started = Instant::now();
+        let ticket = self.admit(&opts);
+        let me = self.clone();
         tokio::spawn(async move {
-            me.run_stream(req, opts, tx, route_slot).await;
+            me.run_stream(ticket, started, req, opts, tx, route_slot).await;
         });
         stream
     }
 
-    async fn run_stream(&self, req: ChatRequest, opts: RequestOptions, tx: ChunkSender, route_slot: Arc<std::sync::OnceLock<Route>>) {
-        let started = Instant::now();
+    async fn run_stream(&self, ticket: Result<Ticket>, started: Instant, req: ChatRequest, opts: RequestOptions, tx: ChunkSender, route_slot: Arc<std::sync::OnceLock<Route>>) {
         let timeout = opts.timeout.unwrap_or_else(|| self.config().request_timeout);
         let deadline = started + timeout;
-        let (slot, queued) = match self.acquire_slot(&opts, deadline, timeout).await {
+        let (slot, queued) = match self.acquire_slot(ticket, &opts, started, deadline, timeout).await {
             Ok(s) => s,
             Err(e) => {
                 let f = Failure::before_any_attempt(e);
