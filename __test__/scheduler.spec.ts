@@ -224,6 +224,33 @@ describe('faults', () => {
     expect(err).toMatchObject({ status: 400, message: 'bad request', pipelineId: 'broken', attempts: 2 })
   })
 
+  it('schedules a JS provider’s executeStreamChat generator, and aborting stops it', async () => {
+    const s = scheduler()
+    let closed = false
+    class Generator extends BaseProvider {
+      async *executeStreamChat(r: OpenAIChatRequestData) {
+        try {
+          for (let i = 0; i < 1000; i++) {
+            yield { id: 'g', object: 'chat.completion.chunk', created: 1, model: r.model!, choices: [{ index: 0, delta: { content: `t${i} ` }, finish_reason: null }] }
+            await new Promise((res) => setTimeout(res, 1))
+          }
+        } finally {
+          closed = true
+        }
+      }
+    }
+    await s.registerProvider(new Generator({ name: 'gen' }))
+    const got: string[] = []
+    for await (const c of s.scheduleStreamRequest('g1', request())) {
+      got.push(c.choices[0].delta.content ?? '')
+      if (got.length === 3) break
+    }
+    expect(got).toEqual(['t0 ', 't1 ', 't2 '])
+    await new Promise((r) => setTimeout(r, 50))
+    expect(closed).toBe(true)
+    expect(s.getMetrics().currentConcurrentRequests).toBe(0)
+  })
+
   it('streams fail over before the first chunk and report mid-stream failures as StreamError', async () => {
     const s = scheduler({ retry: { baseDelay: 5 } })
     await s.registerProvider(upstream('bad', 'status=502'))
