@@ -10,6 +10,7 @@ import {
   StreamError,
   TimeoutError,
   ValidationError,
+  type ChatCompletionChunk,
   type OpenAIChatRequestData,
   type OpenAIChatResponseData,
 } from 'rcc-pipeline'
@@ -228,10 +229,10 @@ describe('faults', () => {
     const s = scheduler()
     let closed = false
     class Generator extends BaseProvider {
-      async *executeStreamChat(r: OpenAIChatRequestData) {
+      async *executeStreamChat(r: OpenAIChatRequestData): AsyncGenerator<ChatCompletionChunk> {
         try {
           for (let i = 0; i < 1000; i++) {
-            yield { id: 'g', object: 'chat.completion.chunk', created: 1, model: r.model!, choices: [{ index: 0, delta: { content: `t${i} ` }, finish_reason: null }] }
+            yield { id: 'g', object: 'chat.completion.chunk' as const, created: 1, model: r.model!, choices: [{ index: 0, delta: { content: `t${i} ` }, finish_reason: null }] }
             await new Promise((res) => setTimeout(res, 1))
           }
         } finally {
