@@ -616,6 +616,8 @@ export class Pipeline extends SchedulerEventEmitter {
   setTargetEnabled(targetId: string, enabled: boolean): boolean
   getMetrics(): PipelineMetrics
   getConfig(): PipelineConfig
+  /** Changes timeout / strategy / health-check interval for new calls; emits `configUpdated`. */
+  updateConfig(partial: Partial<Omit<PipelineConfig, 'targets'>>): void
   isHealthy(): boolean
   destroy(): void
 }

@@ -4,24 +4,40 @@
 
 const { fromNative, cancelledBy } = require('./errors')
 
-/** Starts `start()` (which returns a NativeCall), wires `signal`, resolves with parsed JSON. */
-async function runNativeCall(start, signal) {
+/**
+ * Starts a native call or stream (`start()` returns an object with `cancel()`) and ties it to
+ * `signal`; `detach()` removes the listener.
+ */
+function startAbortable(start, signal) {
   if (signal && signal.aborted) throw cancelledBy(signal)
-  let call
+  let handle
   try {
-    call = start()
+    handle = start()
   } catch (e) {
     throw fromNative(e)
   }
-  const onAbort = () => call.cancel()
+  const onAbort = () => handle.cancel()
   if (signal) signal.addEventListener('abort', onAbort, { once: true })
+  const detach = () => {
+    if (signal) signal.removeEventListener('abort', onAbort)
+  }
+  return { handle, detach }
+}
+
+/** A native rejection as the exported class; a cancelled one names the signal's reason. */
+function rejection(e, signal) {
+  return signal && signal.aborted ? cancelledBy(signal) : fromNative(e)
+}
+
+/** Starts `start()` (which returns a NativeCall), wires `signal`, resolves with parsed JSON. */
+async function runNativeCall(start, signal) {
+  const { handle: call, detach } = startAbortable(start, signal)
   try {
     return JSON.parse(await call.result())
   } catch (e) {
-    if (signal && signal.aborted) throw cancelledBy(signal)
-    throw fromNative(e)
+    throw rejection(e, signal)
   } finally {
-    if (signal) signal.removeEventListener('abort', onAbort)
+    detach()
   }
 }
 
@@ -30,15 +46,7 @@ async function runNativeCall(start, signal) {
  * loop early (`break`, `return()`, a throw) or aborting `signal` cancels the upstream call.
  */
 async function* iterateNativeStream(start, signal) {
-  if (signal && signal.aborted) throw cancelledBy(signal)
-  let stream
-  try {
-    stream = start()
-  } catch (e) {
-    throw fromNative(e)
-  }
-  const onAbort = () => stream.cancel()
-  if (signal) signal.addEventListener('abort', onAbort, { once: true })
+  const { handle: stream, detach } = startAbortable(start, signal)
   const it = stream[Symbol.asyncIterator]()
   let finished = false
   try {
@@ -48,8 +56,7 @@ async function* iterateNativeStream(start, signal) {
         step = await it.next()
       } catch (e) {
         finished = true
-        if (signal && signal.aborted) throw cancelledBy(signal)
-        throw fromNative(e)
+        throw rejection(e, signal)
       }
       if (step.done) {
         finished = true
@@ -59,7 +66,7 @@ async function* iterateNativeStream(start, signal) {
       for (const chunk of batch) yield chunk
     }
   } finally {
-    if (signal) signal.removeEventListener('abort', onAbort)
+    detach()
     if (!finished) stream.cancel()
   }
 }

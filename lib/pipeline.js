@@ -32,7 +32,17 @@ function failedResult(pipelineId, targetId, error, timestamp, targetMetrics) {
 class Pipeline extends SchedulerHost {
   constructor(config, pipelineTracker) {
     validatePipelineConfig(config)
-    super({
+    const { targets, ...rest } = config
+    super({ ...rest, targets: [] })
+    this.pipelineTracker = pipelineTracker
+    this.targets = new Map()
+    this.createdAt = Date.now()
+    for (const t of targets) this.addTarget(t)
+  }
+
+  /** A pipeline runs its targets with no queue, no retries and no breaker. */
+  nativeConfigOf(config) {
+    return {
       maxConcurrentRequests: 1000000,
       maxQueueSize: 1,
       requestTimeout: config.timeout || 60000,
@@ -40,13 +50,7 @@ class Pipeline extends SchedulerHost {
       circuitBreaker: { enabled: false },
       retry: { maxRetries: 0 },
       healthCheckInterval: config.healthCheckInterval || undefined,
-    })
-    const { targets, ...rest } = config
-    this.config = { ...rest, targets: [] }
-    this.pipelineTracker = pipelineTracker
-    this.targets = new Map()
-    this.createdAt = Date.now()
-    for (const t of targets) this.addTarget(t)
+    }
   }
 
   get id() {
@@ -174,10 +178,6 @@ class Pipeline extends SchedulerHost {
       uptime: this.createdAt,
       lastUsed,
     }
-  }
-
-  getHealth() {
-    return this._nativeHealth()
   }
 
   getConfig() {

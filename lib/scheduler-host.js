@@ -34,9 +34,15 @@ function checkCallable(obj, method, what) {
   }
 }
 
+function copy(v) {
+  return JSON.parse(JSON.stringify(v))
+}
+
 class SchedulerHost extends EventEmitter {
-  constructor(nativeConfig) {
+  /** `config` is the user-facing config; `nativeConfigOf(config)` (overridable) is what Rust reads. */
+  constructor(config) {
     super()
+    const nativeConfig = this.nativeConfigOf(config)
     const self = new WeakRef(this) // the native side must not keep this object alive
     const onEvent = (name, payload) => {
       const host = self.deref()
@@ -49,6 +55,7 @@ class SchedulerHost extends EventEmitter {
       throw fromNative(e)
     }
     Object.defineProperty(this, HOST, { value: handle, enumerable: false })
+    this.config = config
     this.on('newListener', (event) => {
       if (EVENT_KINDS.includes(event)) this._syncEventMask(event)
     })
@@ -65,12 +72,35 @@ class SchedulerHost extends EventEmitter {
     this[HOST].setEventMask(mask)
   }
 
-  _applyNativeConfig(nativeConfig) {
+  /** The engine's view of a config; subclasses whose config has another shape map it here. */
+  nativeConfigOf(config) {
+    return config
+  }
+
+  /** Validates and applies `partial` (limits, strategy, breaker, retry) to new work; emits `configUpdated`. */
+  updateConfig(partial) {
+    if (!plainObject(partial)) throw new ValidationError('config update must be an object', { field: 'config' })
+    const next = mergeConfig(this.config, partial)
     try {
-      this[HOST].updateConfig(JSON.stringify(nativeConfig))
+      this[HOST].updateConfig(JSON.stringify(this.nativeConfigOf(next)))
     } catch (e) {
       throw fromNative(e)
     }
+    const oldConfig = this.config
+    this.config = next
+    this.emit('configUpdated', { oldConfig: copy(oldConfig), newConfig: copy(next) })
+  }
+
+  getConfig() {
+    return copy(this.config)
+  }
+
+  getMetrics() {
+    return this._nativeMetrics()
+  }
+
+  getHealth() {
+    return this._nativeHealth()
   }
 
   /** Registers a provider: natively when it is a built-in one, else through the JS bridge. */
@@ -157,4 +187,4 @@ class SchedulerHost extends EventEmitter {
   }
 }
 
-module.exports = { SchedulerHost, mergeConfig, plainObject, HOST }
+module.exports = { SchedulerHost, mergeConfig, plainObject, copy, HOST }

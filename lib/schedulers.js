@@ -22,10 +22,6 @@ function requireConfigObject(config, what) {
   return config
 }
 
-function copy(v) {
-  return JSON.parse(JSON.stringify(v))
-}
-
 /** The per-call options the engine reads, from any of the accepted spellings. */
 function callOptions(o, requestId) {
   return { requestId: requestId || o.requestId, priority: o.priority, timeout: o.timeout, retries: o.retries }
@@ -33,9 +29,7 @@ function callOptions(o, requestId) {
 
 class EnhancedPipelineScheduler extends SchedulerHost {
   constructor(config) {
-    const merged = mergeConfig(ENHANCED_DEFAULTS, requireConfigObject(config, 'scheduler config'))
-    super(merged)
-    this.config = merged
+    super(mergeConfig(ENHANCED_DEFAULTS, requireConfigObject(config, 'scheduler config')))
     /** id → {provider, options} */
     this.providers = new Map()
   }
@@ -96,27 +90,6 @@ class EnhancedPipelineScheduler extends SchedulerHost {
     return this._stream(request, callOptions(options), options.signal).chunks
   }
 
-  /** Validates and applies `partial` (limits, strategy, breaker, retry) to new work; emits `configUpdated`. */
-  updateConfig(partial) {
-    const next = mergeConfig(this.config, requireConfigObject(partial, 'config update'))
-    this._applyNativeConfig(next)
-    const oldConfig = this.config
-    this.config = next
-    this.emit('configUpdated', { oldConfig: copy(oldConfig), newConfig: copy(next) })
-  }
-
-  getConfig() {
-    return copy(this.config)
-  }
-
-  getMetrics() {
-    return this._nativeMetrics()
-  }
-
-  getHealth() {
-    return this._nativeHealth()
-  }
-
   /** Rejects queued work with CancelledError, cancels running calls, stops health checks. */
   async destroy() {
     this._destroyNative()
@@ -138,10 +111,8 @@ class PipelineScheduler extends SchedulerHost {
     if (typeof virtualModelId !== 'string' || virtualModelId === '') {
       throw new ValidationError(`virtualModelId must be a non-empty string, got ${JSON.stringify(virtualModelId)}`, { field: 'virtualModelId' })
     }
-    const merged = mergeConfig(ORIGINAL_DEFAULTS, requireConfigObject(config, 'scheduler config'))
-    super(merged)
+    super(mergeConfig(ORIGINAL_DEFAULTS, requireConfigObject(config, 'scheduler config')))
     this.virtualModelId = virtualModelId
-    this.config = merged
     this.pipelineTracker = pipelineTracker
     this.pipelines = new Map()
   }
@@ -195,26 +166,6 @@ class PipelineScheduler extends SchedulerHost {
       const r = route() || {}
       yield { pipelineId: r.pipelineId, targetId: r.targetId, success: true, response: chunk, duration: Date.now() - timestamp, timestamp }
     }
-  }
-
-  getMetrics() {
-    return this._nativeMetrics()
-  }
-
-  getHealth() {
-    return this._nativeHealth()
-  }
-
-  getConfig() {
-    return copy(this.config)
-  }
-
-  updateConfig(partial) {
-    const next = mergeConfig(this.config, requireConfigObject(partial, 'config update'))
-    this._applyNativeConfig(next)
-    const oldConfig = this.config
-    this.config = next
-    this.emit('configUpdated', { oldConfig: copy(oldConfig), newConfig: copy(next) })
   }
 
   getVirtualModelId() {

@@ -10,7 +10,6 @@ use napi::Status;
 use napi_derive::napi;
 use rcc_core::model::ChatRequest;
 use rcc_core::schedule::{EventKind, EventSink, MemberOptions, RequestOptions, Scheduler, SchedulerConfig};
-use rcc_core::Error;
 use serde_json::Value;
 
 use crate::call::NativeCall;
@@ -46,13 +45,7 @@ pub struct NativeScheduler {
 
 /// `is_custom` says which non-built-in strategy names to accept.
 fn parse_config(text: &str, is_custom: &dyn Fn(&str) -> bool) -> napi::Result<SchedulerConfig> {
-    let v = parse_json(text, "config")?;
-    let obj = match v {
-        Value::Object(o) => o,
-        Value::Null => serde_json::Map::new(),
-        _ => return Err(to_napi(Error::validation("config", "config must be an object"), None)),
-    };
-    SchedulerConfig::from_object(&obj, is_custom).map_err(|e| to_napi(e, None))
+    SchedulerConfig::from_json(text, is_custom).map_err(|e| to_napi(e, None))
 }
 
 fn member_options(text: Option<String>) -> napi::Result<MemberOptions> {
@@ -122,19 +115,8 @@ impl NativeScheduler {
     /// Changes weight / per-member limit / enabled; false when no such member.
     #[napi]
     pub fn update_member(&self, id: String, options_json: String) -> napi::Result<bool> {
-        let v = parse_json(&options_json, "options")?;
-        let patch = MemberOptions::from_value(&v).map_err(|e| to_napi(e, None))?;
-        Ok(self.inner.update_member(&id, |o| {
-            if v.get("weight").is_some() {
-                o.weight = patch.weight;
-            }
-            if v.get("maxConcurrentRequests").is_some() {
-                o.max_concurrency = patch.max_concurrency;
-            }
-            if v.get("enabled").is_some() {
-                o.enabled = patch.enabled;
-            }
-        }))
+        let patch = parse_json(&options_json, "options")?;
+        self.inner.patch_member(&id, &patch).map_err(|e| to_napi(e, None))
     }
 
     #[napi(ts_args_type = "name: string, bridge: (kind: string, callId: number, payload?: string | null) => Promise<string>")]

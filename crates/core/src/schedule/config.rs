@@ -74,11 +74,12 @@ const MAX_QUEUE: u64 = 100_000_000;
 const MAX_RETRIES: u64 = 100;
 
 impl SchedulerConfig {
-    pub fn from_json(text: &str) -> Result<Self> {
+    /// `is_custom(name)` tells whether a custom strategy of that name is registered.
+    pub fn from_json(text: &str, is_custom: &dyn Fn(&str) -> bool) -> Result<Self> {
         let v: Value = serde_json::from_str(text).map_err(|e| Error::validation("config", format!("config is not valid JSON: {e}")))?;
         match v {
             Value::Null => Ok(Self::default()),
-            Value::Object(o) => Self::from_object(&o, &|_| false),
+            Value::Object(o) => Self::from_object(&o, is_custom),
             other => Err(invalid("config", "an object", Some(&other))),
         }
     }

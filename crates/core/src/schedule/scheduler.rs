@@ -440,6 +440,23 @@ impl Scheduler {
         st.members.len() != before
     }
 
+    /// Applies the fields present in `patch` (`{weight?, maxConcurrentRequests?, enabled?}`);
+    /// false when no such member.
+    pub fn patch_member(&self, id: &str, patch: &Value) -> Result<bool> {
+        let parsed = MemberOptions::from_value(patch)?;
+        Ok(self.update_member(id, |o| {
+            if patch.get("weight").is_some() {
+                o.weight = parsed.weight;
+            }
+            if patch.get("maxConcurrentRequests").is_some() {
+                o.max_concurrency = parsed.max_concurrency;
+            }
+            if patch.get("enabled").is_some() {
+                o.enabled = parsed.enabled;
+            }
+        }))
+    }
+
     pub fn update_member(&self, id: &str, f: impl FnOnce(&mut MemberOptions)) -> bool {
         let found = {
             let mut st = State::lock(&self.shared);
@@ -806,21 +823,39 @@ impl Scheduler {
         async move { me.run_chat(ticket, started, req, opts).await }
     }
 
-    async fn run_chat(&self, ticket: Result<Ticket>, started: Instant, req: ChatRequest, opts: RequestOptions) -> std::result::Result<Completed<ChatResponse>, Failure> {
+    /// Waits for a running slot; `(slot, time queued, deadline)`. A failure here is reported.
+    async fn enter(&self, ticket: Result<Ticket>, started: Instant, opts: &RequestOptions) -> std::result::Result<(Slot, Duration, Instant), Failure> {
         let timeout = opts.timeout.unwrap_or_else(|| self.config().request_timeout);
         let deadline = started + timeout;
-        let (slot, queued) = match self.acquire_slot(ticket, &opts, started, deadline, timeout).await {
-            Ok(s) => s,
+        match self.acquire_slot(ticket, opts, started, deadline, timeout).await {
+            Ok((slot, queued)) => Ok((slot, queued, deadline)),
             Err(e) => {
                 let f = Failure::before_any_attempt(e);
-                self.report_failure(&opts, &f, started.elapsed(), started);
-                return Err(f);
+                self.report_failure(opts, &f, started.elapsed(), started);
+                Err(f)
             }
-        };
-        let req = Arc::new(req);
+        }
+    }
+
+    /// Counts a success and emits `requestCompleted`; returns the elapsed time.
+    fn report_success(&self, opts: &RequestOptions, route: &Route, attempts: u32, started: Instant, queued: Duration, chunks: Option<usize>) -> Duration {
+        let elapsed = started.elapsed();
+        self.record_outcome(true, elapsed, queued);
+        self.emit(EventKind::RequestCompleted, || {
+            let mut p = json!({"requestId": &*opts.request_id, "pipelineId": &*route.pipeline_id, "attempts": attempts, "duration": round3(elapsed.as_secs_f64() * 1000.0)});
+            if let Some(n) = chunks {
+                p["chunks"] = n.into();
+            }
+            p
+        });
+        elapsed
+    }
+
+    async fn run_chat(&self, ticket: Result<Ticket>, started: Instant, req: ChatRequest, opts: RequestOptions) -> std::result::Result<Completed<ChatResponse>, Failure> {
+        let (slot, queued, deadline) = self.enter(ticket, started, &opts).await?;
         let result = self
             .attempts(&opts, deadline, |backend, call_opts| {
-                let req = (*req).clone();
+                let req = req.clone();
                 Box::pin(async move { backend.chat(req, call_opts).await })
             })
             .await;
@@ -828,11 +863,7 @@ impl Scheduler {
         match result {
             Ok((response, route, mut lease, attempts)) => {
                 lease.finish(Outcome::Success);
-                let elapsed = started.elapsed();
-                self.record_outcome(true, elapsed, queued);
-                self.emit(EventKind::RequestCompleted, || {
-                    json!({"requestId": &*opts.request_id, "pipelineId": &*route.pipeline_id, "attempts": attempts, "duration": round3(elapsed.as_secs_f64() * 1000.0)})
-                });
+                let elapsed = self.report_success(&opts, &route, attempts, started, queued, None);
                 Ok(Completed { value: response, route, attempts, queued, elapsed })
             }
             Err(f) => {
@@ -860,21 +891,16 @@ impl Scheduler {
     }
 
     async fn run_stream(&self, ticket: Result<Ticket>, started: Instant, req: ChatRequest, opts: RequestOptions, tx: ChunkSender, route_slot: Arc<std::sync::OnceLock<Route>>) {
-        let timeout = opts.timeout.unwrap_or_else(|| self.config().request_timeout);
-        let deadline = started + timeout;
-        let (slot, queued) = match self.acquire_slot(ticket, &opts, started, deadline, timeout).await {
-            Ok(s) => s,
-            Err(e) => {
-                let f = Failure::before_any_attempt(e);
-                self.report_failure(&opts, &f, started.elapsed(), started);
+        let (slot, queued, deadline) = match self.enter(ticket, started, &opts).await {
+            Ok(entered) => entered,
+            Err(f) => {
                 let _ = tx.send(Err(f.error)).await;
                 return;
             }
         };
-        let req = Arc::new(req);
         let opened = self
             .attempts(&opts, deadline, |backend, call_opts| {
-                let req = (*req).clone();
+                let req = req.clone();
                 Box::pin(async move {
                     let served = backend.stream_chat(req, call_opts).await?;
                     let mut s = served.value;
@@ -925,11 +951,7 @@ impl Scheduler {
         match outcome {
             Ok(()) => {
                 lease.finish(Outcome::Success);
-                let elapsed = started.elapsed();
-                self.record_outcome(true, elapsed, queued);
-                self.emit(EventKind::RequestCompleted, || {
-                    json!({"requestId": &*opts.request_id, "pipelineId": &*route.pipeline_id, "attempts": attempts, "duration": round3(elapsed.as_secs_f64() * 1000.0), "chunks": acc.chunk_count()})
-                });
+                self.report_success(&opts, &route, attempts, started, queued, Some(acc.chunk_count()));
             }
             Err(e) => {
                 let e = if opts.cancel.is_cancelled() { self.cancelled_error() } else { e };
@@ -1118,12 +1140,19 @@ fn chat_future_is_send(s: &Scheduler, r: ChatRequest, o: RequestOptions) {
 
 /// A scheduler is itself a backend: a `Pipeline` (a scheduler over its targets) scheduled by a
 /// `PipelineScheduler`. The served target is reported so that results name it.
+impl RequestOptions {
+    /// A call made by an outer scheduler into a nested one (a Pipeline): the outer request's
+    /// cancellation, the nested scheduler's own timeout.
+    fn nested(cancel: CancellationToken) -> Self {
+        RequestOptions { request_id: "nested".into(), priority: Priority::default(), timeout: None, max_retries: None, cancel }
+    }
+}
+
 impl Backend for Scheduler {
     fn chat(&self, req: ChatRequest, opts: CallOptions) -> BoxFuture<Result<Served<ChatResponse>>> {
         let s = self.clone();
         Box::pin(async move {
-            let o = RequestOptions { request_id: "nested".into(), priority: Priority::default(), timeout: None, max_retries: None, cancel: opts.cancel };
-            match s.chat(req, o).await {
+            match s.chat(req, RequestOptions::nested(opts.cancel)).await {
                 Ok(c) => Ok(Served { value: c.value, target_id: Some(c.route.pipeline_id) }),
                 Err(f) => Err(f.error),
             }
@@ -1132,10 +1161,7 @@ impl Backend for Scheduler {
 
     fn stream_chat(&self, req: ChatRequest, opts: CallOptions) -> BoxFuture<Result<Served<ChunkStream>>> {
         let s = self.clone();
-        Box::pin(async move {
-            let o = RequestOptions { request_id: "nested".into(), priority: Priority::default(), timeout: None, max_retries: None, cancel: opts.cancel };
-            Ok(Served::direct(s.stream(req, o)))
-        })
+        Box::pin(async move { Ok(Served::direct(s.stream(req, RequestOptions::nested(opts.cancel)))) })
     }
 
     fn health_check(&self) -> BoxFuture<crate::provider::HealthReport> {
