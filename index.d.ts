@@ -185,21 +185,44 @@ export class NoAvailablePipelineError extends PipelineError {}
 
 // ---------------------------------------------------------------- base module
 
+export type ModuleType = 'provider' | 'scheduler' | 'tracker' | 'pipeline'
+
+/** Where and how I/O entries are written (all optional). */
+export interface IOTrackingConfig {
+  /** `false` turns recording off even with `enableIOTracking`; `true` alone turns it on only for a PipelineTracker (a plain module needs `enableIOTracking`). */
+  enabled?: boolean
+  /** Directory of the JSON-lines files (`~` is the home directory). Default `<debugBaseDirectory>/io`; memory only when neither is set. */
+  ioDirectory?: string
+  /** Entries per file before the next file is started. Default 1000. */
+  maxEntriesPerFile?: number
+  /** Files this module keeps; older ones are deleted. Default 5. */
+  maxFiles?: number
+}
+
 export interface PipelineModuleConfig {
   id: string
   name: string
+  /** Default `'1.0.0'`. */
   version?: string
+  /** Default `''`. */
   description?: string
-  type?: 'provider' | 'scheduler' | 'tracker' | 'pipeline'
+  /** Default `'pipeline'`. */
+  type?: ModuleType
   providerName?: string
   endpoint?: string
   supportedModels?: string[]
   defaultModel?: string
   maxConcurrentRequests?: number
   requestTimeout?: number
+  /** Reported by getPipelineMetrics() (`debugEnabled`). */
   enableTwoPhaseDebug?: boolean
+  /** Base directory of the I/O files (`<dir>/io`), used when I/O tracking is on. */
   debugBaseDirectory?: string
+  /** Records an I/O entry per tracked operation, stage and handled error (redacted; see getIOEntries()). */
   enableIOTracking?: boolean
+  ioTrackingConfig?: IOTrackingConfig
+  /** I/O entries kept in memory (oldest dropped first). Default 1000; 0 keeps none (files only). */
+  maxIOEntries?: number
   [extra: string]: unknown
 }
 
@@ -208,20 +231,467 @@ export interface ModuleProviderInfo {
   endpoint: string | undefined
   supportedModels: string[]
   defaultModel: string | undefined
-  type: 'provider' | 'scheduler' | 'tracker' | 'pipeline'
+  type: ModuleType
+}
+
+/** The error object of a failure, as the engine reports it in events and I/O entries. */
+export type ErrorPayload = Record<string, unknown> & { code: string; message: string; retryable: boolean }
+
+/**
+ * One I/O entry, redacted (API keys, tokens, passwords at any depth). Written by
+ * trackPipelineOperation (`operationType` as given, default `'pipeline-operation'`),
+ * recordPipelineStage (`'module_operation'`), handlePipelineError (`'error'`) and, for each
+ * request a scheduler runs with a PipelineTracker, by the engine (`'pipeline_end'`).
+ */
+export interface PipelineIOEntry {
+  /** Epoch ms. */
+  timestamp: number
+  /** Order of recording within the log. */
+  seq: number
+  /** The module's id; for `'pipeline_end'` the scheduler's label (`'scheduler'`, a PipelineScheduler's virtual model id, a Pipeline's id). */
+  moduleId: string
+  /** The module's id; for `'pipeline_end'` the pipeline or provider that served the request (null or absent when none was reached). */
+  pipelineId?: string | null
+  /** The operation or stage name; the request id for `'pipeline_end'`. */
+  operationId: string
+  operationType: 'pipeline-operation' | 'module_operation' | 'error' | 'pipeline_end' | (string & {})
+  /** `'pipeline_end'` only. */
+  requestId?: string
+  /** `'pipeline_end'` only: the target that served the request (null for a scheduler's own providers). */
+  targetId?: string | null
+  /** The operation's input, the stage's data, the error's `additionalData` or the request sent. */
+  input?: any
+  /** The operation's result or the response (`{chunks, response}` for a stream). */
+  output?: any
+  /** ms. */
+  duration?: number
+  success: boolean
+  /** A message; for `'pipeline_end'` the error object (`{code, message, retryable, …}`). */
+  error?: string | ErrorPayload
+  /** `'pipeline_end'` only: upstream attempts made. */
+  attempts?: number
+  /** recordPipelineStage: `{phase: status}`. */
+  context?: { phase?: string; [k: string]: unknown }
+}
+
+/** getIOEntries() filter; every field given must match. */
+export interface IOEntryFilter {
+  operationId?: string
+  operationType?: string
+  requestId?: string
+  success?: boolean
+  /** Entries at or after this epoch ms. */
+  since?: number
+  /** The newest `limit` matches. */
+  limit?: number
+}
+
+export type ModuleStageStatus = 'started' | 'completed' | 'failed'
+
+export interface PipelineErrorContext {
+  operation?: string
+  stage?: string
+  requestId?: string
+  /** Recorded as the I/O entry's `input`. */
+  additionalData?: Record<string, any>
+}
+
+/** What handlePipelineError() keeps of an error (the last one is `getStatus().lastError`). */
+export interface HandledPipelineError {
+  message: string
+  code?: string
+  operation?: string
+  stage?: string
+  requestId?: string
+  /** Epoch ms. */
+  timestamp: number
+}
+
+export interface PipelineModuleStatus {
+  id: string
+  name: string
+  type: ModuleType
+  version: string
+  destroyed: boolean
+  /** ms since construction. */
+  uptime: number
+  ioTrackingEnabled: boolean
+  /** Module-level stage records kept (at most 100). */
+  stageRecords: number
+  /** Handled errors kept (at most 100). */
+  errorCount: number
+  lastError?: HandledPipelineError
+}
+
+export interface PipelineModuleMetrics {
+  debugEnabled: boolean
+  ioTrackingEnabled: boolean
+  debugConfig: { baseDirectory: string | undefined; ioTrackingConfig: IOTrackingConfig | undefined }
+  /** The newest 100 entries. */
+  ioEntries: PipelineIOEntry[]
+  /** The I/O files written so far that still exist (newest last). */
+  ioFiles: string[]
+  /** Why file output stopped (memory recording goes on), if it did. */
+  ioError: string | undefined
+  stages: number
+  errors: number
+}
+
+export interface PipelineModuleEvents {
+  configUpdated: { oldConfig: PipelineModuleConfig; newConfig: PipelineModuleConfig }
+  stage: { stage: string; status: ModuleStageStatus; timestamp: number; data: unknown }
+  /** Not `error`, which would throw when nobody listens. */
+  pipelineError: { error: unknown; context: PipelineErrorContext; source: string; severity: 'high'; timestamp: number }
 }
 
 export class PipelineBaseModule extends EventEmitter {
+  /** Validated: throws ValidationError naming the field. */
   constructor(config: PipelineModuleConfig)
-  getInfo(): { id: string; name: string; version: string; description: string; type: string }
+  on<K extends keyof PipelineModuleEvents>(event: K, listener: (payload: PipelineModuleEvents[K]) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+  once<K extends keyof PipelineModuleEvents>(event: K, listener: (payload: PipelineModuleEvents[K]) => void): this
+  once(event: string | symbol, listener: (...args: any[]) => void): this
+  off<K extends keyof PipelineModuleEvents>(event: K, listener: (payload: PipelineModuleEvents[K]) => void): this
+  off(event: string | symbol, listener: (...args: any[]) => void): this
+  getInfo(): { id: string; name: string; version: string; description: string; type: ModuleType }
   getConfig(): PipelineModuleConfig
   getPipelineConfig(): PipelineModuleConfig
   /** Validated; emits `configUpdated` with `{oldConfig, newConfig}`. */
   updatePipelineConfig(partial: Partial<PipelineModuleConfig>): void
   updateConfig(partial: Partial<PipelineModuleConfig>): void
   getProviderInfo(): ModuleProviderInfo
-  getStatus(): { id: string; name: string; type: string; destroyed: boolean }
+  /**
+   * Runs `operation`, recording input, output, duration and any error as an I/O entry (when I/O
+   * tracking is on); resolves with its result or rejects with its error, unchanged.
+   */
+  trackPipelineOperation<T>(operationId: string, operation: () => Promise<T> | T, inputData?: unknown, operationType?: string): Promise<T>
+  /** Records a module-level stage (default status `'started'`) and emits `stage`; a bad name or status throws ValidationError. */
+  recordPipelineStage(stageName: string, stageData?: unknown, status?: ModuleStageStatus): void
+  /** Records the error with its context and emits `pipelineError`; never throws. */
+  handlePipelineError(error: unknown, context?: PipelineErrorContext): void
+  getStatus(): PipelineModuleStatus
+  getPipelineMetrics(): PipelineModuleMetrics
+  /** Oldest first; `[]` when I/O tracking is off. */
+  getIOEntries(filter?: IOEntryFilter): PipelineIOEntry[]
   destroy(): Promise<void>
+}
+
+// ---------------------------------------------------------------- request tracking
+
+export type PipelineStageStatus = 'pending' | 'running' | 'completed' | 'failed'
+/** A request's status: `pending` with no stages, `running` until completed, then `completed` or `failed`. */
+export type RequestStatus = 'pending' | 'running' | 'completed' | 'failed'
+
+/**
+ * One stage of a request, as a plain record (the original's `PipelineStage` interface; the
+ * name `PipelineStage` is the class below). Stages a scheduler records: `request-init`,
+ * `queue`, `pipeline-selection`, `authentication`, `api-execution`, `response-processing`.
+ */
+export interface PipelineStageRecord {
+  stage: string
+  /** Epoch ms. */
+  startTime: number
+  endTime?: number
+  /** ms (microsecond resolution for stages the tracker timed). */
+  duration?: number
+  status: PipelineStageStatus
+  error?: string
+  data?: any
+}
+
+/** A request's record (toObject()); the original's `PipelineRequestContext` plus `duration` and `status`. */
+export interface PipelineRequestContext {
+  requestId: string
+  pipelineId: string
+  sessionId: string | null
+  /** Epoch ms. */
+  startTime: number
+  endTime: number | null
+  /** ms, once completed. */
+  duration: number | null
+  provider: string
+  model: string | null
+  operation: OperationType
+  stages: PipelineStageRecord[]
+  /** Redacted. */
+  metadata: Record<string, any>
+  status: RequestStatus
+}
+
+export interface RequestSummary {
+  requestId: string
+  pipelineId: string
+  provider: string
+  operation: string
+  duration: number | undefined
+  totalStages: number
+  completedStages: number
+  failedStages: number
+  status: RequestStatus
+}
+
+/** The original's request-context interface. */
+export interface IRequestContext {
+  getRequestId(): string
+  getPipelineId(): string
+  getSessionId(): string | undefined
+  getStartTime(): number
+  getEndTime(): number | undefined
+  getDuration(): number | undefined
+  getProvider(): string
+  getModel(): string | undefined
+  getOperation(): string
+  getStages(): PipelineStageRecord[]
+  getMetadata(): Record<string, any> | undefined
+  getStage(stageName: string): PipelineStageRecord | undefined
+  getStageStatus(stageName: string): PipelineStageStatus | undefined
+  addStage(stage: PipelineStageRecord): void
+  updateStage(stageName: string, updates: Partial<PipelineStageRecord>): void
+  isCompleted(): boolean
+  isFailed(): boolean
+  getFailedStages(): PipelineStageRecord[]
+  getCompletedStages(): PipelineStageRecord[]
+  getRunningStages(): PipelineStageRecord[]
+  getStageDuration(stageName: string): number | undefined
+  getTotalStageDuration(): number
+  getSummary(): RequestSummary
+  toObject(): PipelineRequestContext
+  clone(): IRequestContext
+  setSessionId(sessionId: string): void
+  setEndTime(endTime: number): void
+  setModel(model: string): void
+  setMetadata(metadata: Record<string, any>): void
+}
+
+/** The original's stage interface. */
+export interface IPipelineStage {
+  getStageName(): string
+  getStartTime(): number
+  getEndTime(): number | undefined
+  getDuration(): number | undefined
+  getStatus(): PipelineStageStatus
+  getError(): string | undefined
+  getData(): any
+  setStartTime(startTime: number): void
+  setEndTime(endTime: number): void
+  setStatus(status: PipelineStageStatus): void
+  setError(error: string): void
+  setData(data: any): void
+  markAsStarted(): void
+  markAsCompleted(data?: any): void
+  markAsFailed(error: string): void
+  isCompleted(): boolean
+  isFailed(): boolean
+  isRunning(): boolean
+  toObject(): PipelineStageRecord
+  clone(): IPipelineStage
+}
+
+export interface IPipelineStageFactory {
+  createStage(name: string): IPipelineStage
+  createStageWithData(name: string, data: any): IPipelineStage
+  createStageFromObject(stage: PipelineStageRecord): IPipelineStage
+}
+
+export interface StageStatistics {
+  total: number
+  completed: number
+  failed: number
+  running: number
+  pending: number
+}
+
+export interface IPipelineStageManager {
+  addStage(stage: IPipelineStage): void
+  getStage(name: string): IPipelineStage | undefined
+  removeStage(name: string): boolean
+  /** Assigns `updates` onto the stage object. */
+  updateStage(name: string, updates: Partial<PipelineStageRecord> | Partial<IPipelineStage>): boolean
+  getAllStages(): IPipelineStage[]
+  getStagesByStatus(status: PipelineStageStatus): IPipelineStage[]
+  getCompletedStages(): IPipelineStage[]
+  getFailedStages(): IPipelineStage[]
+  getRunningStages(): IPipelineStage[]
+  getStageStatistics(): StageStatistics
+  clearAllStages(): void
+}
+
+/** One stage: the record's fields plus the original's accessors. */
+export class PipelineStage implements IPipelineStage {
+  /** Throws ValidationError for an empty name. `init` defaults: `startTime` now, `status` `'pending'`. */
+  constructor(name: string, init?: Partial<Omit<PipelineStageRecord, 'stage'>>)
+  stage: string
+  startTime: number
+  endTime?: number
+  duration?: number
+  status: PipelineStageStatus
+  error?: string
+  data?: any
+  getStageName(): string
+  getStartTime(): number
+  getEndTime(): number | undefined
+  /** `duration`, else `endTime - startTime`, else undefined. */
+  getDuration(): number | undefined
+  getStatus(): PipelineStageStatus
+  getError(): string | undefined
+  getData(): any
+  setStartTime(startTime: number): void
+  /** Also sets `duration`. */
+  setEndTime(endTime: number): void
+  /** Throws ValidationError for an unknown status. */
+  setStatus(status: PipelineStageStatus): void
+  setError(error: string): void
+  setData(data: any): void
+  /** `running`, startTime now. */
+  markAsStarted(): void
+  markAsCompleted(data?: any): void
+  markAsFailed(error: string): void
+  isCompleted(): boolean
+  isFailed(): boolean
+  isRunning(): boolean
+  /** The set fields only. */
+  toObject(): PipelineStageRecord
+  clone(): PipelineStage
+  static fromObject(record: Pick<PipelineStageRecord, 'stage'> & Partial<PipelineStageRecord>): PipelineStage
+}
+
+/** New stages start `'pending'`. */
+export class PipelineStageFactory implements IPipelineStageFactory {
+  createStage(name: string): PipelineStage
+  createStageWithData(name: string, data: any): PipelineStage
+  createStageFromObject(stage: Pick<PipelineStageRecord, 'stage'> & Partial<PipelineStageRecord>): PipelineStage
+}
+
+/** Stages by name, for callers that manage their own (the tracker keeps stages per request). */
+export class PipelineStageManager implements IPipelineStageManager {
+  constructor()
+  addStage(stage: IPipelineStage): void
+  getStage(name: string): IPipelineStage | undefined
+  removeStage(name: string): boolean
+  updateStage(name: string, updates: Partial<PipelineStageRecord> | Partial<IPipelineStage>): boolean
+  getAllStages(): IPipelineStage[]
+  getStagesByStatus(status: PipelineStageStatus): IPipelineStage[]
+  getCompletedStages(): IPipelineStage[]
+  getFailedStages(): IPipelineStage[]
+  getRunningStages(): IPipelineStage[]
+  getStageStatistics(): StageStatistics
+  clearAllStages(): void
+}
+
+/**
+ * One tracked request. A context from the tracker is live (it reads the tracker each time, so
+ * the stages a scheduler records show up; a getter throws ValidationError once the request is
+ * no longer retained); clone() and PipelineTracker.completeRequest() give detached snapshots.
+ */
+export class RequestContext implements IRequestContext {
+  /** Internal: contexts come from a PipelineTracker (`new RequestContext(null, id, record)` makes a detached one). */
+  constructor(tracker: unknown, requestId: string, snapshot?: PipelineRequestContext)
+  readonly requestId: string
+  readonly pipelineId: string
+  getRequestId(): string
+  getPipelineId(): string
+  getSessionId(): string | undefined
+  getStartTime(): number
+  getEndTime(): number | undefined
+  getDuration(): number | undefined
+  getProvider(): string
+  getModel(): string | undefined
+  getOperation(): OperationType
+  getStages(): PipelineStageRecord[]
+  getMetadata(): Record<string, any>
+  /** The latest stage of that name. */
+  getStage(stageName: string): PipelineStageRecord | undefined
+  getStageStatus(stageName: string): PipelineStageStatus | undefined
+  getStatus(): RequestStatus
+  /** A PipelineStage or a record: `completed`/`failed` ends the open stage of that name, else one is opened. */
+  addStage(stage: PipelineStage | (Pick<PipelineStageRecord, 'stage'> & Partial<PipelineStageRecord>)): void
+  /** `status: 'completed' | 'failed'` ends the named stage (`error`, `data` recorded); `'running'`/`'pending'` opens one. */
+  updateStage(stageName: string, updates: Partial<PipelineStageRecord>): void
+  /** Completed or failed. */
+  isCompleted(): boolean
+  isFailed(): boolean
+  getFailedStages(): PipelineStageRecord[]
+  getCompletedStages(): PipelineStageRecord[]
+  getRunningStages(): PipelineStageRecord[]
+  getStageDuration(stageName: string): number | undefined
+  getTotalStageDuration(): number
+  getSummary(): RequestSummary
+  toObject(): PipelineRequestContext
+  toJSON(): PipelineRequestContext
+  /** A detached snapshot. */
+  clone(): RequestContext
+  setSessionId(sessionId: string): void
+  setModel(model: string): void
+  /** Merged into the metadata (replaced, on a detached snapshot). */
+  setMetadata(metadata: Record<string, any>): void
+  /** Detached snapshots only: the tracker sets the end time when the request is completed. */
+  setEndTime(endTime: number): void
+}
+
+/** getRequestStatistics(): stage counts over active requests (as the original), plus lifetime totals. */
+export interface RequestStatistics {
+  activeRequests: number
+  totalStages: number
+  completedStages: number
+  failedStages: number
+  runningStages: number
+  /** Contexts ever created. */
+  totalRequests: number
+  completedRequests: number
+  /** Completed with a failed outcome (or, when no owner said, with a failed stage). */
+  failedRequests: number
+  /** Dropped (oldest first) beyond `maxActiveRequests` without being completed. */
+  abandonedRequests: number
+  /** Finished requests still retained. */
+  retainedRequests: number
+}
+
+export interface PipelineTrackerOptions extends Partial<PipelineModuleConfig> {
+  /** Finished requests kept for getRequestContext(). Default 1000; 0 keeps none. */
+  maxRetainedRequests?: number
+  /** ms a finished request is retained. Default 300000. */
+  retentionMs?: number
+  /** Requests never completed are dropped (oldest first) beyond this. Default 100000. */
+  maxActiveRequests?: number
+}
+
+/**
+ * Request contexts with per-request stages (held in Rust), bounded retention of finished ones and
+ * the base module's I/O log. Pass it to a scheduler, Pipeline, PipelineFactory or
+ * VirtualModelSchedulerManager to have every request's stages recorded.
+ */
+export class PipelineTracker extends PipelineBaseModule {
+  /** Defaults: id `'pipeline-tracker'`, name `'Pipeline Tracker'`, type `'tracker'`, I/O tracking off. */
+  constructor(options?: PipelineTrackerOptions)
+  /** Internal: the native handle schedulers record into. */
+  readonly nativeTracker: unknown
+  /** `req_<epoch ms>_<counter>_<random>`. */
+  generateRequestId(): string
+  /**
+   * Opens a context (`metadata.requestId` / `metadata.pipelineId`, when strings, become its ids).
+   * Throws ValidationError for an unknown operation or an id already active.
+   */
+  createRequestContext(provider: string, operation?: OperationType, metadata?: Record<string, any>): RequestContext
+  /** An active request, or a finished one still retained. */
+  getRequestContext(requestId: string): RequestContext | undefined
+  /** Opens a running stage; false when the request is not active. */
+  addStage(requestId: string, stageName: string, data?: unknown): boolean
+  /** Completes the open stage of that name (or records a completed one); false when the request is not active. */
+  completeStage(requestId: string, stageName: string, data?: unknown): boolean
+  failStage(requestId: string, stageName: string, error: string | Error, data?: unknown): boolean
+  /** Ends the request; a detached snapshot (undefined when it was not active). */
+  completeRequest(requestId: string): RequestContext | undefined
+  /** Oldest first. */
+  getActiveRequests(): RequestContext[]
+  /** Finished requests still retained (detached), oldest first. */
+  getCompletedRequests(): RequestContext[]
+  getRequestStatistics(): RequestStatistics
+  /** Forgets every active and retained request (the lifetime totals stay). */
+  clearAllRequests(): void
+  getStageFactory(): PipelineStageFactory
+  getStageManager(): PipelineStageManager
+  /** Scrubs this value (an API key) wherever it appears in later stages and I/O entries. */
+  addSecret(value: string): void
 }
 
 // ---------------------------------------------------------------- providers
@@ -378,6 +848,13 @@ export interface SchedulerConfig {
 
 export interface SchedulerOptions {
   requestId?: string
+  /**
+   * A context from the same PipelineTracker (or just its id): the stages go into it and it stays
+   * open for the caller to complete; an id not being tracked gets a context the scheduler opens
+   * and completes. Read by PipelineScheduler.execute() and VirtualModelSchedulerManager.execute();
+   * elsewhere use `requestId`.
+   */
+  requestContext?: IRequestContext | { requestId: string }
   timeout?: number
   retries?: number
   priority?: number | PriorityLevel
@@ -399,7 +876,10 @@ export interface RegisterProviderOptions {
   /** Calls allowed in flight on this provider at once. */
   maxConcurrentRequests?: number
   enabled?: boolean
+  /** Kept with the registration; not used for routing (see `model`). */
   models?: string[]
+  /** The model sent upstream for this provider, in place of the request's. */
+  model?: string
 }
 
 /** What a custom strategy sees of each eligible candidate. */
@@ -512,7 +992,8 @@ declare abstract class SchedulerEventEmitter extends EventEmitter {
 
 /** The README's scheduler: providers registered directly, requests scheduled by id. */
 export class EnhancedPipelineScheduler extends SchedulerEventEmitter {
-  constructor(config?: EnhancedSchedulerConfig)
+  /** `pipelineTracker`: records every request's context and stages (and `'pipeline_end'` I/O entries when its I/O tracking is on). */
+  constructor(config?: EnhancedSchedulerConfig, pipelineTracker?: PipelineTracker)
   readonly config: EnhancedSchedulerConfig
   registerProvider(provider: BaseProvider, options?: RegisterProviderOptions): Promise<void>
   unregisterProvider(idOrName: string): Promise<boolean>
@@ -536,6 +1017,8 @@ export interface TargetMetrics {
 }
 
 export interface PipelineExecutionResult<R = OpenAIChatResponseData> {
+  /** The tracked request's id (execute() results, not stream items). */
+  requestId?: string
   pipelineId: string
   targetId: string
   success: boolean
@@ -550,7 +1033,8 @@ export interface PipelineExecutionResult<R = OpenAIChatResponseData> {
   timestamp: number
   attempts?: number
   targetMetrics?: TargetMetrics
-  stages?: unknown[]
+  /** The request's stages, when a PipelineTracker was given (execute() results, not stream items). */
+  stages?: PipelineStageRecord[]
 }
 
 export interface PipelineTarget {
@@ -562,6 +1046,8 @@ export interface PipelineTarget {
   lastHealthCheck?: number
   requestCount?: number
   errorCount?: number
+  /** The model this target asks its provider for (set by PipelineFactory from a virtual model target). */
+  modelId?: string
   metadata?: Record<string, any>
 }
 
@@ -596,7 +1082,10 @@ export interface PipelineMetrics {
 export interface PipelineExecutionOptions {
   timeout?: number
   signal?: AbortSignal
-  requestContext?: { requestId?: string } & Record<string, unknown>
+  /** As SchedulerOptions.requestContext; read by Pipeline.execute() (not executeStreaming()). */
+  requestContext?: IRequestContext | { requestId: string }
+  /** The tracked request's id when no `requestContext` is given (Pipeline.execute()). */
+  requestId?: string
   metadata?: Record<string, any>
   retries?: number
   healthCheck?: boolean
@@ -604,9 +1093,12 @@ export interface PipelineExecutionOptions {
 
 /** Targets with a balancing strategy; `execute` never rejects. */
 export class Pipeline extends SchedulerEventEmitter {
-  constructor(config: PipelineConfig, pipelineTracker?: unknown)
+  constructor(config: PipelineConfig, pipelineTracker?: PipelineTracker)
   readonly id: string
-  execute(request: OpenAIChatRequestData, operation?: OperationType, options?: PipelineExecutionOptions): Promise<PipelineExecutionResult>
+  execute(request: OpenAIChatRequestData, operation?: 'chat' | 'streamChat', options?: PipelineExecutionOptions): Promise<PipelineExecutionResult>
+  /** Runs every target's health check: `targetId` `'all'`, `response` the health, `success` isHealthy(). */
+  execute(request: OpenAIChatRequestData, operation: 'healthCheck', options?: PipelineExecutionOptions): Promise<PipelineExecutionResult<SchedulerHealth>>
+  execute(request: OpenAIChatRequestData, operation: OperationType, options?: PipelineExecutionOptions): Promise<PipelineExecutionResult | PipelineExecutionResult<SchedulerHealth>>
   executeStreaming(request: OpenAIChatRequestData, operation?: OperationType, options?: PipelineExecutionOptions): AsyncIterable<PipelineExecutionResult<ChatCompletionChunk>>
   addTarget(target: PipelineTarget): void
   removeTarget(targetId: string): boolean
@@ -624,9 +1116,12 @@ export class Pipeline extends SchedulerEventEmitter {
 
 /** The original framework's scheduler over Pipelines of one virtual model. */
 export class PipelineScheduler extends SchedulerEventEmitter {
-  constructor(virtualModelId: string, config?: SchedulerConfig, pipelineTracker?: unknown)
+  constructor(virtualModelId: string, config?: SchedulerConfig, pipelineTracker?: PipelineTracker)
   /** Resolves with a successful result; a final failure rejects with the typed error (it names `pipelineId`). */
-  execute(request: OpenAIChatRequestData, operation?: OperationType, options?: SchedulerOptions): Promise<PipelineExecutionResult>
+  execute(request: OpenAIChatRequestData, operation?: 'chat' | 'streamChat', options?: SchedulerOptions): Promise<PipelineExecutionResult>
+  /** Runs every pipeline's health check; resolves with the scheduler's health. */
+  execute(request: OpenAIChatRequestData, operation: 'healthCheck', options?: SchedulerOptions): Promise<SchedulerHealth>
+  execute(request: OpenAIChatRequestData, operation: OperationType, options?: SchedulerOptions): Promise<PipelineExecutionResult | SchedulerHealth>
   executeStreaming(request: OpenAIChatRequestData, operation?: OperationType, options?: SchedulerOptions): AsyncIterable<PipelineExecutionResult<ChatCompletionChunk>>
   addPipeline(pipeline: Pipeline): void
   removePipeline(pipelineId: string): boolean
@@ -636,6 +1131,638 @@ export class PipelineScheduler extends SchedulerEventEmitter {
   updateConfig(partial: SchedulerConfig): void
   getVirtualModelId(): string
   destroy(): void
+}
+
+// ================================================================ BEGIN OpenAI interface classes and PipelineFactory
+// (lib/openai-interface.js, lib/factory.js). The `…Data` interfaces, MessageRole, ToolType and
+// FinishReason are declared at the top of this file.
+
+type ChatMessageContent = ChatMessageData['content']
+
+/** A chat request (the 14 OpenAI fields plus any unknown ones, kept as given). */
+export class OpenAIChatRequest {
+  constructor(data?: OpenAIChatRequestData)
+  model?: string
+  /** Default `[]`. */
+  messages: ChatMessageData[]
+  temperature?: number
+  max_tokens?: number
+  top_p?: number
+  n?: number
+  /** Default false. */
+  stream: boolean
+  stop?: string | string[] | null
+  presence_penalty?: number
+  frequency_penalty?: number
+  logit_bias?: Record<string, number> | null
+  user?: string
+  tools?: ChatToolData[]
+  tool_choice?: string | Record<string, unknown> | null
+  [extra: string]: unknown
+  /** Throws `ValidationError('Model is required')` (field `model`) unless the flag is set, `ValidationError('Messages are required')` (field `messages`); else true. */
+  validate(providerHasPreconfiguredModel?: boolean): boolean
+  /** OpenAI JSON: the fields that are set. */
+  toJSON(): OpenAIChatRequestData
+}
+
+export class OpenAIChatResponse {
+  /** `object` defaults to `'chat.completion'`, `created` to now in Unix seconds, `choices` to `[]`. */
+  constructor(data?: Partial<OpenAIChatResponseData>)
+  id: string
+  object: string
+  created: number
+  model: string
+  choices: ChatChoiceData[]
+  usage?: UsageStatsData
+  system_fingerprint?: string | null
+  [extra: string]: unknown
+  /** `{id, object, created, model, choices, usage, system_fingerprint}` (unset ones left out) and the unknown fields. */
+  toStandardFormat(): OpenAIChatResponseData
+  toJSON(): OpenAIChatResponseData
+}
+
+export class ChatMessage {
+  constructor(role: MessageRole, content: ChatMessageContent)
+  role: MessageRole
+  content: ChatMessageContent
+  name: string | null
+  function_call: FunctionCallData | null
+  tool_calls: ToolCallData[] | null
+  tool_call_id: string | null
+  [extra: string]: unknown
+  static user(content: ChatMessageContent): ChatMessage
+  static assistant(content: ChatMessageContent, toolCalls?: ToolCallData[]): ChatMessage
+  static system(content: ChatMessageContent): ChatMessage
+  static tool(toolCallId: string, content: string): ChatMessage
+  /** OpenAI JSON: `role`, `content`, and the optional fields that are not null. */
+  toJSON(): ChatMessageData
+}
+
+export class ChatChoice {
+  constructor(index: number, message: ChatMessageData, finishReason?: FinishReason)
+  index: number
+  message: ChatMessageData
+  finish_reason: FinishReason
+  /** Always null. */
+  logprobs: unknown
+  toJSON(): ChatChoiceData
+}
+
+export class ToolCall {
+  constructor(id: string, type: ToolType, function_: FunctionCallData)
+  id: string
+  type: ToolType
+  function: FunctionCallData
+  toJSON(): ToolCallData
+}
+
+export class FunctionCall {
+  /** `arguments_`: the JSON text of the arguments (an object is serialised). */
+  constructor(name: string, arguments_: string | Record<string, unknown>)
+  name: string
+  arguments: string
+  toJSON(): FunctionCallData
+}
+
+export class ChatTool {
+  constructor(type: ToolType, function_: ChatToolData['function'])
+  type: ToolType
+  function: ChatToolData['function']
+  toJSON(): ChatToolData
+}
+
+export class UsageStats {
+  constructor(promptTokens?: number, completionTokens?: number, totalTokens?: number)
+  prompt_tokens: number
+  completion_tokens: number
+  total_tokens: number
+  [extra: string]: unknown
+  toJSON(): UsageStatsData
+}
+
+/** The strategies a factory-built pipeline config may name. */
+type FactoryLoadBalancingStrategy = 'round-robin' | 'weighted' | 'least-connections' | 'random'
+
+export interface PipelineFactoryConfig {
+  /** ms, default 30000. */
+  defaultTimeout?: number
+  /** ms, default 60000. */
+  defaultHealthCheckInterval?: number
+  /** Default 3. */
+  defaultMaxRetries?: number
+  /** Default 'round-robin'. */
+  defaultLoadBalancingStrategy?: FactoryLoadBalancingStrategy
+  /** Default true (kept for compatibility; unused, as in the original). */
+  enableHealthChecks?: boolean
+  /** Default true (kept for compatibility; unused, as in the original). */
+  metricsEnabled?: boolean
+  /** Receives the warnings of createPipelineFromVirtualModel (skipped targets, invalid configs). Default: silent. */
+  logger?: { warn(message: string): void }
+}
+
+export interface VirtualModelTarget {
+  providerId: string
+  /** The model the target's provider is asked for. */
+  modelId: string
+  /** Default 1. */
+  weight?: number
+  /** Default true. */
+  enabled?: boolean
+  keyIndex?: number
+}
+
+export interface VirtualModelConfig {
+  id: string
+  name: string
+  description?: string
+  /** Required in the original; unused by the factory. */
+  modelId?: string
+  /** Required in the original; becomes the pipeline's `metadata.virtualModelProvider`. */
+  provider?: string
+  endpoint?: string
+  apiKey?: string
+  maxTokens?: number
+  temperature?: number
+  topP?: number
+  /** Required in the original. */
+  enabled?: boolean
+  targets?: VirtualModelTarget[]
+  capabilities?: string[]
+  metadata?: Record<string, any>
+  createdAt?: string
+  updatedAt?: string
+}
+
+export interface VirtualModelPipelineConfig {
+  virtualModel: VirtualModelConfig
+  /** Providers by `VirtualModelTarget.providerId`. */
+  providers: Map<string, BaseProvider> | Record<string, BaseProvider>
+  metadata?: Record<string, any>
+}
+
+/** Overrides of the factory defaults; an explicit 0 is used (or rejected when invalid), never replaced. */
+export interface PipelineCreationOptions {
+  overrideTimeout?: number
+  overrideHealthCheckInterval?: number
+  overrideMaxRetries?: number
+  overrideLoadBalancingStrategy?: FactoryLoadBalancingStrategy
+  customMetadata?: Record<string, any>
+  enableHealthChecks?: boolean
+}
+
+export interface PipelineValidationResult {
+  isValid: boolean
+  errors: string[]
+  warnings: string[]
+  /** The config that would be built (validateVirtualModelConfig, when valid). */
+  pipelineConfig?: PipelineConfig
+}
+
+/** Builds Pipelines from virtual models or explicit configs, with the original's validation texts. */
+export class PipelineFactory {
+  constructor(config?: PipelineFactoryConfig, pipelineTracker?: PipelineTracker)
+  /** null when invalid (see validateVirtualModelConfig); targets whose provider is missing are skipped. */
+  createPipelineFromVirtualModel(virtualModelConfig: VirtualModelPipelineConfig, options?: PipelineCreationOptions): Pipeline | null
+  /** Keyed by virtual model id; invalid ones are left out. */
+  createPipelinesFromVirtualModels(virtualModelConfigs: VirtualModelPipelineConfig[], options?: PipelineCreationOptions): Map<string, Pipeline>
+  validateVirtualModelConfig(config: VirtualModelPipelineConfig, options?: PipelineCreationOptions): PipelineValidationResult
+  /** Throws `ValidationError('Pipeline configuration validation failed: …')` when invalid. */
+  createPipelineFromConfig(config: PipelineConfig): Pipeline
+  validatePipelineConfig(config: PipelineConfig): PipelineValidationResult
+  /** Deep copy of config, targets and metadata; providers are shared. */
+  clonePipelineConfig(config: PipelineConfig): PipelineConfig
+  getFactoryConfig(): Required<Omit<PipelineFactoryConfig, 'logger'>> & Pick<PipelineFactoryConfig, 'logger'>
+  /** Applies to pipelines created afterwards. */
+  updateFactoryConfig(updates: Partial<PipelineFactoryConfig>): void
+  /** Targets `test_target_<i>` (healthy); round-robin, 60000, 3, 30000 unless overridden. */
+  createTestPipeline(virtualModelId: string, providers: BaseProvider[] | Map<string, BaseProvider> | Record<string, BaseProvider>, options?: PipelineCreationOptions): Pipeline
+}
+// ================================================================ END OpenAI interface classes and PipelineFactory
+
+// ---------------------------------------------------------------- virtual models
+
+export type HealthLevel = 'healthy' | 'degraded' | 'unhealthy'
+
+/** Scale-out of a virtual model whose queue stays long (with `enableAutoScaling`). */
+export interface AutoScalingConfig {
+  /** ms between checks. Default 1000. */
+  checkInterval?: number
+  /** A queue longer than this counts as long. Default 1. */
+  queueThreshold?: number
+  /** Consecutive long checks before scaling up. Default 3. */
+  sustainedChecks?: number
+  /** Ceiling of a model's `maxConcurrentRequests`. Default: its configured value × `ceilingMultiplier`. */
+  maxConcurrentRequests?: number
+  /** Default 4. */
+  ceilingMultiplier?: number
+}
+
+/** Every field is optional; validated at construction (ValidationError naming the field). */
+export interface ManagerConfig {
+  /** Default 100. */
+  maxSchedulers?: number
+  /** Each virtual model's PipelineScheduler config (see the register options' `schedulerConfig`). Default `{}`. */
+  defaultSchedulerConfig?: SchedulerConfig
+  pipelineFactoryConfig?: PipelineFactoryConfig
+  /** Doubles a model's concurrency while its queue stays long (up to the ceiling) and halves it back when idle. Default false. */
+  enableAutoScaling?: boolean
+  autoScaling?: AutoScalingConfig
+  scalingThresholds?: {
+    /** Accepted; unused. */
+    minRequestsPerMinute?: number
+    /** Accepted; unused. */
+    maxRequestsPerMinute?: number
+    /** ms since the last scaling before scaling up. Default 5000. */
+    scaleUpCooldown?: number
+    /** ms since the last scaling before scaling down. Default 30000. */
+    scaleDownCooldown?: number
+  }
+  /** ms between health-check rounds over every scheduler; none when unset. */
+  healthCheckInterval?: number
+  /** Accepted; unused. */
+  metricsRetentionPeriod?: number
+  /** Accepted; unused (as in the original). */
+  enableMetricsExport?: boolean
+}
+
+export interface VirtualModelRegistrationOptions {
+  /** Merged over `defaultSchedulerConfig` for this model. */
+  schedulerConfig?: SchedulerConfig
+  /** Passed to PipelineFactory.createPipelineFromVirtualModel(). */
+  creationOptions?: PipelineCreationOptions
+}
+
+export interface VirtualModelMetrics {
+  requests: number
+  errors: number
+  averageResponseTime: number
+  /** Epoch ms; 0 before the first request. */
+  lastUsed: number
+  /** By error rate: < 0.1 healthy, < 0.3 degraded, else unhealthy. */
+  healthStatus: HealthLevel
+  /** The scheduler's current limit (moved by auto-scaling). */
+  maxConcurrentRequests: number
+  queueLength: number
+  enabled: boolean
+}
+
+export interface ManagerMetrics {
+  totalSchedulers: number
+  /** Enabled ones. */
+  activeSchedulers: number
+  totalRequests: number
+  successfulRequests: number
+  failedRequests: number
+  averageResponseTime: number
+  overallErrorRate: number
+  /** Construction time, epoch ms (as the original). */
+  uptime: number
+  /** Epoch ms of the last health-check round; 0 before the first. */
+  lastHealthCheck: number
+  virtualModelMetrics: Map<string, VirtualModelMetrics>
+  systemLoad: {
+    /** Never set (kept from the original's type). */
+    cpuUsage?: number
+    /** Resident set size, bytes. */
+    memoryUsage: number
+    activeConnections: number
+    queueLength: number
+  }
+}
+
+export interface ManagerHealth {
+  status: HealthLevel
+  /** 0–100: the mean of the schedulers' scores (healthy 100, degraded 50, unhealthy 0); 0 with none. */
+  overallHealth: number
+  schedulerHealth: Map<string, { status: HealthLevel; health: number; details: SchedulerHealth['details'] }>
+  systemHealth: {
+    status: HealthLevel
+    checks: { schedulerAvailability: boolean; errorRates: boolean; responseTimes: boolean; systemResources: boolean }
+    details: { errorRate: number; averageResponseTime: number; activeConnections: number; healthySchedulers: number }
+  }
+}
+
+export interface VirtualModelMapping {
+  virtualModelId: string
+  schedulerId: string
+  config: VirtualModelConfig
+  providers: Map<string, BaseProvider>
+  /** Epoch ms. */
+  createdAt: number
+  /** Epoch ms; 0 before the first request. */
+  lastUsed: number
+  enabled: boolean
+}
+
+export interface ScalingEvent {
+  virtualModelId: string
+  /** `maxConcurrentRequests` before and after. */
+  from: number
+  to: number
+  queueLength: number
+}
+
+export interface ManagerEvents {
+  virtualModelRegistered: { virtualModelId: string; schedulerId: string }
+  virtualModelUnregistered: { virtualModelId: string; schedulerId: string }
+  virtualModelEnabled: { virtualModelId: string }
+  virtualModelDisabled: { virtualModelId: string }
+  scaledUp: ScalingEvent
+  scaledDown: ScalingEvent
+}
+
+/** One PipelineScheduler per virtual model (its targets in one factory-built Pipeline), looked up by virtual model id. */
+export class VirtualModelSchedulerManager extends EventEmitter {
+  /** `pipelineTracker` is given to the factory and every scheduler. */
+  constructor(config?: ManagerConfig, pipelineTracker?: PipelineTracker)
+  on<K extends keyof ManagerEvents>(event: K, listener: (payload: ManagerEvents[K]) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+  once<K extends keyof ManagerEvents>(event: K, listener: (payload: ManagerEvents[K]) => void): this
+  once(event: string | symbol, listener: (...args: any[]) => void): this
+  off<K extends keyof ManagerEvents>(event: K, listener: (payload: ManagerEvents[K]) => void): this
+  off(event: string | symbol, listener: (...args: any[]) => void): this
+  /**
+   * Builds the model's pipeline and scheduler; resolves with the scheduler id
+   * (`scheduler_<id>_<epoch ms>_<n>`). Rejects with ValidationError (`Virtual model <id> is already
+   * registered`, `Maximum number of schedulers (<n>) reached`, `Virtual model configuration
+   * validation failed: …`) or NoAvailablePipelineError. `enabled: false` registers it disabled.
+   */
+  registerVirtualModel(virtualModelConfig: VirtualModelConfig, providers: Map<string, BaseProvider> | Record<string, BaseProvider>, options?: VirtualModelRegistrationOptions): Promise<string>
+  /** Destroys its scheduler; false when unknown. */
+  unregisterVirtualModel(virtualModelId: string): Promise<boolean>
+  /** False when unknown. */
+  enableVirtualModel(virtualModelId: string): boolean
+  /** False when unknown; a disabled model's requests reject with NoAvailablePipelineError. */
+  disableVirtualModel(virtualModelId: string): boolean
+  /** Rejects with NoAvailablePipelineError (`No scheduler found for virtual model <id>`) when unknown or disabled. */
+  execute(virtualModelId: string, request: OpenAIChatRequestData, operation?: 'chat' | 'streamChat', options?: SchedulerOptions): Promise<PipelineExecutionResult>
+  execute(virtualModelId: string, request: OpenAIChatRequestData, operation: 'healthCheck', options?: SchedulerOptions): Promise<SchedulerHealth>
+  execute(virtualModelId: string, request: OpenAIChatRequestData, operation: OperationType, options?: SchedulerOptions): Promise<PipelineExecutionResult | SchedulerHealth>
+  /** One result per chunk (`response` = the chunk). */
+  executeStreaming(virtualModelId: string, request: OpenAIChatRequestData, operation?: OperationType, options?: SchedulerOptions): AsyncGenerator<PipelineExecutionResult<ChatCompletionChunk>, void, unknown>
+  getManagerMetrics(): ManagerMetrics
+  getManagerHealth(): ManagerHealth
+  getVirtualModelMappings(): VirtualModelMapping[]
+  getScheduler(schedulerId: string): PipelineScheduler | undefined
+  getVirtualModelScheduler(virtualModelId: string): PipelineScheduler | null
+  /** Stops the timers and destroys every scheduler. */
+  destroy(): void
+}
+
+// ---------------------------------------------------------------- routing table (RCC v4)
+
+/** `none` (default): a failed request throws, naming its pipeline. `next-pipeline`: the route's other pipelines are tried. */
+export type RoutingFallback = 'none' | 'next-pipeline'
+
+/** One upstream of a routing config. API keys never enter the table. */
+export interface RoutingProviderConfig {
+  /** http(s) base URL, e.g. `http://localhost:1234/v1`. */
+  endpoint: string
+  /** One pipeline per key (each distinct). Not together with `apiKey`. */
+  apiKeys?: string[]
+  apiKey?: string
+  /** Default `'openai'`. Built in (OpenAI-compatible): openai, openai-compatible, lmstudio, vllm, ollama, deepseek, dashscope, openrouter; others need PipelineManager's `providerFactory`. */
+  type?: string
+  /** When given, the only models routes may name for this provider. */
+  models?: string[]
+  /** Used by PipelineManager for the built-in provider. */
+  headers?: Record<string, string>
+  timeouts?: ProviderTimeouts
+  /** The llmswitch layer's protocol; only `'openai-chat'` is supported. */
+  protocol?: string
+  /** Other keys (e.g. `maxTokens`) reach the pipeline as `providerConfig`. */
+  [extra: string]: unknown
+}
+
+/** One provider × model a virtual model routes to. The same pair twice in a route is one target with the weights summed. */
+export interface RoutingTarget {
+  provider: string
+  model: string
+  /** Non-negative; default 1. */
+  weight?: number
+}
+
+/** The seed form: a rule is one target of the route `name`. */
+export interface RoutingRule extends RoutingTarget {
+  name: string
+}
+
+/**
+ * A routing config: `routing.rules` (the seed's form, `[{name, provider, model}]`) and/or
+ * `routing.<virtualModel>: [{provider, model, weight?}]` (the map form); both may be mixed.
+ */
+export interface RoutingConfig {
+  providers: Record<string, RoutingProviderConfig>
+  /** `rules` is the seed form; every other key is a virtual model (map form). */
+  routing: { rules?: RoutingRule[]; [virtualModel: string]: RoutingTarget[] | RoutingRule[] | undefined }
+  /** Default: the route named `default`, else the first route. */
+  defaultRoute?: string
+  fallback?: RoutingFallback
+}
+
+/** One route target × API key. */
+export interface RouteEntry {
+  /** `route-<virtualModel>-<pipelineId>`. */
+  routeId: string
+  routeName: string
+  virtualModel: string
+  provider: string
+  targetModel: string
+  apiKeyIndex: number
+  pipelineId: string
+  weight: number
+  isActive: boolean
+  health: 'healthy' | (string & {})
+}
+
+/** One pipeline the table needs: provider × target model × API key. */
+export interface RoutingPipelineSpec {
+  /** `<provider>-<targetModel>-<apiKeyIndex>`. */
+  pipelineId: string
+  provider: string
+  type: string
+  endpoint: string
+  targetModel: string
+  apiKeyIndex: number
+  /** False for a key-less provider (a local server). */
+  hasApiKey: boolean
+  /** The routes that use it. */
+  virtualModels: string[]
+  /** The provider's config minus `endpoint`, `type`, `models` and the keys. */
+  providerConfig: Record<string, unknown>
+}
+
+export interface RoutingTable {
+  routes: Record<string, RouteEntry[]>
+  pipelines: Record<string, RoutingPipelineSpec>
+  defaultRoute: string
+  fallback: RoutingFallback
+}
+
+/** Expands a routing config (in Rust). Throws ValidationError naming the config path (`routing.default[0].provider`). */
+export function buildRoutingTable(config: RoutingConfig): RoutingTable
+/** Reads a JSON routing config file and expands it; errors name the file (and line/column) or the field. */
+export function loadRoutingTable(path: string): RoutingTable
+
+/** Layer 1, protocol conversion (the built-in one passes OpenAI Chat through). */
+export interface RouteLLMSwitchLayer {
+  convertRequest(request: OpenAIChatRequestData): any
+  convertResponse(response: any): any
+  convertChunk(chunk: any): any
+  /** True when it changes nothing (then the provider can be scheduled natively). */
+  passThrough?: boolean
+  protocol?: string
+}
+
+/** Layer 2, streaming control. */
+export interface RouteWorkflowLayer {
+  processRequest(request: any): any
+  processResponse(response: any): any
+  passThrough?: boolean
+}
+
+/** Layer 3, provider quirks (the built-in one sets the target model). `mapResponse` also sees stream chunks. */
+export interface RouteCompatibilityLayer {
+  mapRequest(request: any): OpenAIChatRequestData
+  mapResponse(response: any): any
+  passThrough?: boolean
+  type?: string
+  targetModel?: string
+}
+
+/** Layer 4: a BaseProvider, or any object with chat() and streamChat(). */
+export interface RouteProvider {
+  name?: string
+  chat(request: OpenAIChatRequestData, options?: CallOptions): Promise<OpenAIChatResponseData>
+  streamChat(request: OpenAIChatRequestData, options?: CallOptions): AsyncIterable<ChatCompletionChunk>
+  healthCheck?(): Promise<HealthCheckResult>
+}
+
+export interface RoutePipelineLayers {
+  llmswitch: RouteLLMSwitchLayer
+  workflow: RouteWorkflowLayer
+  compatibility: RouteCompatibilityLayer
+  provider: RouteProvider
+}
+
+export type RouteLayerName = keyof RoutePipelineLayers
+export type RoutePipelineStatus = 'created' | 'runtime' | 'failed' | 'destroyed'
+export type RouteLayerStatus = 'created' | 'ready' | 'failed'
+
+export interface PipelineDebugInfo {
+  pipelineId: string
+  status: RoutePipelineStatus
+  routeInfo: {
+    /** The routes using it, joined with `', '`. */
+    virtualModel: string
+    virtualModels: string[]
+    provider: string
+    targetModel: string
+    apiKeyIndex: number
+  }
+  endpoint: string
+  type: string
+  layerStatus: Record<RouteLayerName, RouteLayerStatus>
+  /** From PipelineManager.getPipelinesDebugInfo(). */
+  circuitState: CircuitState
+}
+
+/** One pipeline of the table, as four layers fixed at init: llmswitch → workflow → compatibility → provider. */
+export class RoutePipeline {
+  constructor(spec: RoutingPipelineSpec, layers: RoutePipelineLayers)
+  readonly pipelineId: string
+  readonly spec: RoutingPipelineSpec
+  readonly layers: RoutePipelineLayers
+  readonly status: RoutePipelineStatus
+  readonly layerStatus: Record<RouteLayerName, RouteLayerStatus>
+  /** True when llmswitch, workflow and compatibility all pass through. */
+  readonly passThrough: boolean
+  /** Checks every layer has what the next one calls; then `status` is `'runtime'`. Throws PipelineError (`PIPELINE_NOT_WIRED`). */
+  handshake(): true
+  /** This pipeline only (no breaker, no retry); throws PipelineError (`PIPELINE_NOT_READY`) before handshake(). */
+  execute(request: OpenAIChatRequestData, options?: CallOptions): Promise<OpenAIChatResponseData>
+  executeStreaming(request: OpenAIChatRequestData, options?: CallOptions): AsyncGenerator<ChatCompletionChunk, void, unknown>
+  /** The scheduler's view of it: a provider-like object named after the pipeline. */
+  asProvider(): Required<RouteProvider>
+  getDebugInfo(): Omit<PipelineDebugInfo, 'circuitState'>
+  destroy(): void
+}
+
+export interface PipelineManagerOptions {
+  /** Overrides the table's `fallback`. */
+  fallback?: RoutingFallback
+  /** Builds the provider of a pipeline (needed for types without a built-in provider). */
+  providerFactory?: (spec: RoutingPipelineSpec, apiKey: string | undefined) => RouteProvider
+  /** Per virtual model. Default 64. */
+  maxConcurrentRequests?: number
+  /** ms. Default 60000. */
+  requestTimeout?: number
+  /** Default 'round-robin'. */
+  loadBalancingStrategy?: LoadBalancingStrategyName
+  /** Per pipeline (so per API key). Default `{enabled: true, failureThreshold: 3, recoveryTimeout: 30000}`. */
+  circuitBreaker?: CircuitBreakerConfig
+  /** Records every routed request's stages. */
+  tracker?: PipelineTracker
+}
+
+/**
+ * Builds every pipeline of a routing table up front and runs requests by virtual model on one
+ * scheduler per route (a breaker per pipeline, i.e. per API key).
+ */
+export class PipelineManager {
+  constructor(options?: PipelineManagerOptions)
+  /** Reads a routing config file, builds the table and every pipeline. */
+  static fromFile(path: string, options?: PipelineManagerOptions): Promise<PipelineManager>
+  /** The table it was initialised from. */
+  readonly table: RoutingTable | null
+  /**
+   * Builds and handshakes every pipeline, then the route schedulers. `config` (holding the API
+   * keys) is needed only for a table that buildRoutingTable()/loadRoutingTable() did not return.
+   */
+  initializeFromRoutingTable(table: RoutingTable, config?: RoutingConfig): Promise<void>
+  getPipeline(pipelineId: string): RoutePipeline | undefined
+  /** Every live pipeline by id (a copy). */
+  getAllPipelines(): Map<string, RoutePipeline>
+  getPipelinesDebugInfo(): PipelineDebugInfo[]
+  /** The pipeline's breaker state in the route schedulers (`open` if open in any). */
+  circuitState(pipelineId: string): CircuitState
+  /**
+   * Routes by virtual model (the default route when undefined). Zero fallback: a failure rejects
+   * with the typed error, its message prefixed `Pipeline <id> failed: `. Unknown route: NoAvailablePipelineError.
+   */
+  execute(virtualModel: string | undefined, request: OpenAIChatRequestData, options?: SchedulerOptions): Promise<OpenAIChatResponseData>
+  executeStreaming(virtualModel: string | undefined, request: OpenAIChatRequestData, options?: SchedulerOptions): AsyncGenerator<ChatCompletionChunk, void, unknown>
+  /** The route scheduler's metrics (per pipeline in `pipelines`). */
+  getRouteMetrics(virtualModel?: string): SchedulerMetrics
+  /** Destroys the route schedulers only. */
+  destroyRoutes(): void
+  destroy(): void
+}
+
+/** Names a virtual model's pipelines. */
+export class PipelineRouter {
+  constructor(table: RoutingTable)
+  readonly table: RoutingTable
+  /** The default route when undefined; throws NoAvailablePipelineError for an unknown one. */
+  route(virtualModel?: string): { virtualModel: string; availablePipelines: string[] }
+}
+
+/** Picks one pipeline id; pipelines whose breaker is open are skipped while another is available. */
+export class LoadBalancer {
+  /** `manager` supplies breaker states, weights and in-flight counts. */
+  constructor(manager?: PipelineManager | null, strategy?: 'round-robin' | 'random' | 'weighted' | 'least-connections')
+  readonly strategy: 'round-robin' | 'random' | 'weighted' | 'least-connections'
+  /** Throws NoAvailablePipelineError for an empty list. */
+  selectPipeline(availablePipelines: string[]): string
+}
+
+export class PipelineDebugSystem {
+  /** `logger` defaults to console. */
+  constructor(manager: PipelineManager, logger?: { log(text: string): void } | null)
+  /** Logs and returns a readable listing of the live pipelines. */
+  recordLivePipelines(): string
+  /** Throws PipelineError (`PIPELINE_VALIDATION_FAILED`) naming the expected pipelines that are not live. */
+  validateAgainstConfig(table: RoutingTable): { expected: number; actual: number }
 }
 
 export const version: string

@@ -7,6 +7,11 @@ const { PipelineBaseModule } = require('./lib/base-module')
 const { BaseProvider, OpenAICompatibleProvider } = require('./lib/providers')
 const { Pipeline } = require('./lib/pipeline')
 const { EnhancedPipelineScheduler, PipelineScheduler } = require('./lib/schedulers')
+const openai = require('./lib/openai-interface')
+const { PipelineFactory } = require('./lib/factory')
+const tracking = require('./lib/tracker')
+const routing = require('./lib/routing')
+const { VirtualModelSchedulerManager } = require('./lib/virtual-models')
 const { version } = require('./package.json')
 
 module.exports = {
@@ -28,6 +33,28 @@ module.exports = {
   EnhancedPipelineScheduler,
   PipelineScheduler,
   Pipeline,
+  PipelineFactory,
+  VirtualModelSchedulerManager,
+  PipelineTracker: tracking.PipelineTracker,
+  RequestContext: tracking.RequestContext,
+  PipelineStage: tracking.PipelineStage,
+  PipelineStageFactory: tracking.PipelineStageFactory,
+  PipelineStageManager: tracking.PipelineStageManager,
+  OpenAIChatRequest: openai.OpenAIChatRequest,
+  OpenAIChatResponse: openai.OpenAIChatResponse,
+  ChatMessage: openai.ChatMessage,
+  ChatChoice: openai.ChatChoice,
+  ToolCall: openai.ToolCall,
+  FunctionCall: openai.FunctionCall,
+  ChatTool: openai.ChatTool,
+  UsageStats: openai.UsageStats,
+  buildRoutingTable: routing.buildRoutingTable,
+  loadRoutingTable: routing.loadRoutingTable,
+  PipelineManager: routing.PipelineManager,
+  PipelineRouter: routing.PipelineRouter,
+  LoadBalancer: routing.LoadBalancer,
+  PipelineDebugSystem: routing.PipelineDebugSystem,
+  RoutePipeline: routing.RoutePipeline,
   version,
   name: 'rcc-pipeline',
 }

@@ -39,6 +39,8 @@ export class MockUpstream {
   stats(): MockStats
   requests(): MockRecordedRequest[]
   reset(): void
+  /** Replaces the accepted bearer keys (empty accepts any): a dropped key starts getting 401. */
+  setApiKeys(keys: string[]): void
   close(): Promise<void>
 }
 

@@ -32,6 +32,11 @@ class MockUpstream {
     this.handle.reset()
   }
 
+  /** Replaces the accepted bearer keys (empty accepts any): a dropped key starts getting 401. */
+  setApiKeys(keys) {
+    this.handle.setApiKeys(keys)
+  }
+
   close() {
     return this.handle.close()
   }

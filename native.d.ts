@@ -25,6 +25,8 @@ export declare class MockUpstream {
   stats(): string
   /** The last requests received (method, path, httpVersion, headers, body) as JSON. */
   requests(): string
+  /** Replaces the accepted bearer keys (empty accepts any): a dropped key starts getting 401. */
+  setApiKeys(keys: Array<string>): void
   reset(): void
   /** Stops listening and closes every connection. Safe to call twice. */
   close(): Promise<void>
@@ -82,12 +84,60 @@ export declare class NativeScheduler {
    */
   chat(requestJson: string, optionsJson?: string | undefined | null): NativeCall
   streamChat(requestJson: string, optionsJson?: string | undefined | null): NativeChunkStream
+  /** Records later requests' stages into `tracker` under `label` (none when null). */
+  setTracker(tracker: NativeTracker | undefined | null, label: string): void
   metrics(): string
   health(): string
   /** Runs one round of provider health checks now. */
   checkHealth(): Promise<void>
   destroy(): void
 }
+
+export declare class NativeTracker {
+  /** `optionsJson`: see `TrackerConfig::from_value`. */
+  constructor(optionsJson?: string | undefined | null)
+  generateRequestId(): string
+  /** Opens a context; returns its request id. */
+  createContext(requestId: string | undefined | null, pipelineId: string, provider: string, operation: string, metadataJson?: string | undefined | null): string
+  addStage(requestId: string, stage: string, dataJson?: string | undefined | null): boolean
+  completeStage(requestId: string, stage: string, dataJson?: string | undefined | null): boolean
+  failStage(requestId: string, stage: string, error: string, dataJson?: string | undefined | null): boolean
+  /** `status`: `pending`/`started`/`running`, `completed` or `failed`. */
+  recordStage(requestId: string, stage: string, status: string, dataJson?: string | undefined | null, error?: string | undefined | null): boolean
+  updateContext(requestId: string, patchJson: string): boolean
+  completeRequest(requestId: string): string | null
+  getContext(requestId: string): string | null
+  isActive(requestId: string): boolean
+  activeContexts(): string
+  finishedContexts(): string
+  statistics(): string
+  clear(): void
+  /** Whether I/O entries are recorded (`enableIOTracking`). */
+  ioEnabled(): boolean
+  /**
+   * Re-reads the I/O settings (`enableIOTracking`, `debugBaseDirectory`, `ioTrackingConfig`,
+   * `maxIOEntries`) from module options; a change starts a new log, contexts stay.
+   */
+  configureIo(optionsJson: string): void
+  recordIo(entryJson: string): void
+  ioEntries(filterJson?: string | undefined | null): string
+  ioFiles(): Array<string>
+  ioError(): string | null
+  clearIo(): void
+  /** Registers a secret value (an API key) to scrub wherever it appears. */
+  addSecret(secret: string): void
+  /** A redacted copy of a JSON value. */
+  redact(json: string): string
+}
+
+/** Expands a routing config (JSON text) into the RoutingTable (JSON text). */
+export declare function buildRoutingTable(configJson: string): string
+
+/** Reads a routing config file and expands it. */
+export declare function buildRoutingTableFromFile(path: string): string
+
+/** The API key of `provider` at `index` in a routing config (JSON text), if any. */
+export declare function routingApiKey(configJson: string, provider: string, index: number): string | null
 
 /** Starts a mock upstream on 127.0.0.1. Options (JSON): `{port?, apiKeys?, models?}`. */
 export declare function startMockUpstream(optionsJson?: string | undefined | null): Promise<MockUpstream>

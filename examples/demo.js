@@ -5,7 +5,7 @@
 // a scheduled stream, and the final metrics and health.
 'use strict'
 
-const { OpenAICompatibleProvider, RateLimitError, BaseProvider, EnhancedPipelineScheduler } = require('..')
+const { OpenAICompatibleProvider, RateLimitError, BaseProvider, EnhancedPipelineScheduler, PipelineTracker, buildRoutingTable, PipelineManager, PipelineDebugSystem } = require('..')
 const { MockUpstream } = require('../mock')
 
 async function main() {
@@ -44,6 +44,7 @@ async function main() {
   }
 
   await schedulerDemo(mock)
+  await routingDemo(mock)
 
   const stats = mock.stats()
   console.log(`mock saw ${stats.requests} requests over ${stats.connectionsOpened} connection(s)`)
@@ -117,6 +118,33 @@ async function schedulerDemo(mock) {
   const h = scheduler.getHealth()
   console.log(`   health: ${h.status} (${h.details.healthyPipelines}/${h.details.totalPipelines} pipelines healthy)\n`)
   await scheduler.destroy()
+}
+
+/** The RCC v4 routing table: one pipeline per API key, a revoked key cooled down, stages tracked. */
+async function routingDemo(mock) {
+  console.log('7. a routing table: one provider, two API keys -> two pipelines')
+  mock.setApiKeys(['sk-demo', 'sk-demo-2'])
+  const table = buildRoutingTable({
+    providers: { local: { endpoint: mock.openaiBase, apiKeys: ['sk-demo', 'sk-demo-2'] } },
+    routing: { rules: [{ name: 'default', provider: 'local', model: 'llama-3.1-8b' }] },
+  })
+  const tracker = new PipelineTracker()
+  const manager = new PipelineManager({ tracker, fallback: 'next-pipeline', circuitBreaker: { failureThreshold: 2 } })
+  await manager.initializeFromRoutingTable(table)
+  const listing = new PipelineDebugSystem(manager, { log: () => {} }).recordLivePipelines()
+  console.log(listing.split('\n').map((l) => `   ${l}`).join('\n'))
+  const ask = { model: 'default', messages: [{ role: 'user', content: 'which key?' }] }
+  mock.reset()
+  for (let i = 0; i < 4; i++) await manager.execute('default', ask)
+  const keys = ['sk-demo', 'sk-demo-2']
+  console.log(`   keys the upstream saw, in order: ${mock.requests().map((r) => `#${keys.indexOf(r.headers.authorization.slice(7))}`).join(', ')}`)
+  mock.setApiKeys(['sk-demo']) // key #1 is revoked upstream
+  for (let i = 0; i < 6; i++) await manager.execute('default', ask)
+  console.log(`   after revoking key #1: 6/6 answered (fallback to the other key), its breaker is ${manager.circuitState('local-llama-3.1-8b-1')}`)
+  const last = tracker.getCompletedRequests().at(-1)
+  console.log(`   stages of the last request: ${last.getStages().map((s) => `${s.stage} ${s.duration} ms`).join(' -> ')}\n`)
+  manager.destroy()
+  mock.setApiKeys(['sk-demo'])
 }
 
 main().catch((err) => {

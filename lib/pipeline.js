@@ -3,7 +3,7 @@
 // strategy, run by a native scheduler with no queue, no retries and no breaker. `execute`
 // never rejects: a failure is a `success: false` result naming the target that failed.
 
-const { SchedulerHost, plainObject } = require('./scheduler-host')
+const { SchedulerHost, plainObject, contextRequestId } = require('./scheduler-host')
 const { ValidationError } = require('./errors')
 
 function validatePipelineConfig(config) {
@@ -13,6 +13,15 @@ function validatePipelineConfig(config) {
     throw new ValidationError('Virtual model ID is required', { field: 'virtualModelId' })
   }
   if (!Array.isArray(config.targets)) throw new ValidationError('targets must be an array', { field: 'targets' })
+  const positive = (v) => v === undefined || (typeof v === 'number' && v > 0)
+  if (!positive(config.timeout)) throw new ValidationError('Pipeline timeout must be positive', { field: 'timeout' })
+  if (!positive(config.healthCheckInterval)) throw new ValidationError('Health check interval must be positive', { field: 'healthCheckInterval' })
+}
+
+/** The model a target serves (a virtual model's target model), sent upstream instead of the caller's. */
+function targetModel(target) {
+  const m = target.modelId ?? (target.metadata && target.metadata.modelId)
+  return typeof m === 'string' && m !== '' ? m : undefined
 }
 
 function failedResult(pipelineId, targetId, error, timestamp, targetMetrics) {
@@ -34,7 +43,7 @@ class Pipeline extends SchedulerHost {
     validatePipelineConfig(config)
     const { targets, ...rest } = config
     super({ ...rest, targets: [] })
-    this.pipelineTracker = pipelineTracker
+    this._setTracker(pipelineTracker, config.id)
     this.targets = new Map()
     this.createdAt = Date.now()
     for (const t of targets) this.addTarget(t)
@@ -45,11 +54,11 @@ class Pipeline extends SchedulerHost {
     return {
       maxConcurrentRequests: 1000000,
       maxQueueSize: 1,
-      requestTimeout: config.timeout || 60000,
-      loadBalancingStrategy: config.loadBalancingStrategy || 'round-robin',
+      requestTimeout: config.timeout ?? 60000,
+      loadBalancingStrategy: config.loadBalancingStrategy ?? 'round-robin',
       circuitBreaker: { enabled: false },
       retry: { maxRetries: 0 },
-      healthCheckInterval: config.healthCheckInterval || undefined,
+      healthCheckInterval: config.healthCheckInterval,
     }
   }
 
@@ -63,7 +72,8 @@ class Pipeline extends SchedulerHost {
     const weight = target.weight === undefined ? 1 : target.weight
     if (typeof weight !== 'number' || !(weight >= 0)) throw new ValidationError('Target weight must be non-negative', { field: 'target.weight' })
     const enabled = target.enabled !== false
-    this._addProvider(target.id, target.provider, { weight, enabled })
+    const model = targetModel(target)
+    this._addProvider(target.id, target.provider, { weight, enabled, model })
     this.targets.set(target.id, {
       healthStatus: 'unknown',
       lastHealthCheck: Date.now(),
@@ -92,6 +102,7 @@ class Pipeline extends SchedulerHost {
     const patch = {}
     if (updates.weight !== undefined) patch.weight = updates.weight
     if (updates.enabled !== undefined) patch.enabled = updates.enabled !== false
+    if (updates.modelId !== undefined) patch.model = targetModel(updates)
     if (Object.keys(patch).length) this._updateMember(targetId, patch)
     Object.assign(t, updates)
     return true
@@ -130,8 +141,9 @@ class Pipeline extends SchedulerHost {
       return { pipelineId: this.id, targetId: 'all', success: this.isHealthy(), response: this.getHealth(), duration: Date.now() - timestamp, timestamp }
     }
     try {
-      const env = await this._chat(request, { timeout: options.timeout, requestId: options.requestContext && options.requestContext.requestId }, options.signal)
+      const env = await this._chat(request, { timeout: options.timeout, requestId: contextRequestId(options) }, options.signal)
       return {
+        requestId: env.requestId,
         pipelineId: this.id,
         targetId: env.pipelineId,
         success: true,
@@ -139,17 +151,18 @@ class Pipeline extends SchedulerHost {
         duration: env.duration,
         timestamp,
         targetMetrics: this._targetMetrics(env.pipelineId),
+        stages: this._stagesOf(env.requestId),
       }
     } catch (e) {
       const targetId = e.pipelineId || 'unknown'
-      return failedResult(this.id, targetId, e, timestamp, this._targetMetrics(targetId))
+      return { ...failedResult(this.id, targetId, e, timestamp, this._targetMetrics(targetId)), requestId: e.requestId, stages: this._stagesOf(e.requestId) }
     }
   }
 
   /** One result per chunk; a failure is a final `success: false` item (with `partial` for mid-stream ones). */
   async *executeStreaming(request, _operation = 'streamChat', options = {}) {
     const timestamp = Date.now()
-    const { chunks, route } = this._stream(request, { timeout: options.timeout }, options.signal)
+    const { chunks, route } = this._stream(request, { timeout: options.timeout, requestId: contextRequestId(options) }, options.signal)
     try {
       for await (const chunk of chunks) {
         const r = route() || {}

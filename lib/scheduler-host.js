@@ -34,6 +34,20 @@ function checkCallable(obj, method, what) {
   }
 }
 
+/** The request id of `options.requestContext` (a RequestContext or its object shape), if any. */
+function contextRequestId(options) {
+  const c = options && options.requestContext
+  if (!c) return options && options.requestId
+  return typeof c.getRequestId === 'function' ? c.getRequestId() : c.requestId
+}
+
+/** The API keys a provider was configured with (kept off its public config). */
+function secretsOf(provider) {
+  const c = provider && provider.providerConfig
+  if (!c) return []
+  return [c.apiKey, ...(Array.isArray(c.apiKeys) ? c.apiKeys : [])].filter((k) => typeof k === 'string')
+}
+
 function copy(v) {
   return JSON.parse(JSON.stringify(v))
 }
@@ -103,9 +117,25 @@ class SchedulerHost extends EventEmitter {
     return this._nativeHealth()
   }
 
+  /** Records every later request's stages into `tracker` (a PipelineTracker) under `label`. */
+  _setTracker(tracker, label) {
+    if (tracker === undefined || tracker === null) return
+    const handle = tracker.nativeTracker
+    if (!handle) throw new ValidationError('pipelineTracker must be a PipelineTracker', { field: 'pipelineTracker' })
+    Object.defineProperty(this, 'pipelineTracker', { value: tracker, enumerable: false, writable: true })
+    this[HOST].setTracker(handle, label)
+  }
+
+  /** Tells the tracker a provider's API keys, so they are scrubbed wherever they show up. */
+  _registerSecrets(provider) {
+    if (!this.pipelineTracker) return
+    for (const key of secretsOf(provider)) this.pipelineTracker.addSecret(key)
+  }
+
   /** Registers a provider: natively when it is a built-in one, else through the JS bridge. */
   _addProvider(id, provider, options) {
     checkCallable(provider, 'chat', 'provider')
+    this._registerSecrets(provider)
     const opts = JSON.stringify(options || {})
     const handle = nativeHandleOf(provider)
     try {
@@ -168,6 +198,13 @@ class SchedulerHost extends EventEmitter {
     }
   }
 
+  /** The stages the tracker holds for a request (undefined without a tracker). */
+  _stagesOf(requestId) {
+    if (!this.pipelineTracker || !requestId) return undefined
+    const ctx = this.pipelineTracker.getRequestContext(requestId)
+    return ctx ? ctx.getStages() : undefined
+  }
+
   _nativeMetrics() {
     return JSON.parse(this[HOST].metrics())
   }
@@ -187,4 +224,4 @@ class SchedulerHost extends EventEmitter {
   }
 }
 
-module.exports = { SchedulerHost, mergeConfig, plainObject, copy, HOST }
+module.exports = { SchedulerHost, mergeConfig, plainObject, copy, secretsOf, contextRequestId, HOST }

@@ -3,7 +3,7 @@
 // API over Pipelines). Both are thin: the Rust engine queues, balances, breaks circuits and
 // retries; these classes shape arguments and results.
 
-const { SchedulerHost, mergeConfig, plainObject } = require('./scheduler-host')
+const { SchedulerHost, mergeConfig, plainObject, contextRequestId } = require('./scheduler-host')
 const { ValidationError } = require('./errors')
 const { Pipeline } = require('./pipeline')
 
@@ -24,12 +24,14 @@ function requireConfigObject(config, what) {
 
 /** The per-call options the engine reads, from any of the accepted spellings. */
 function callOptions(o, requestId) {
-  return { requestId: requestId || o.requestId, priority: o.priority, timeout: o.timeout, retries: o.retries }
+  return { requestId: requestId || contextRequestId(o), priority: o.priority, timeout: o.timeout, retries: o.retries }
 }
 
 class EnhancedPipelineScheduler extends SchedulerHost {
-  constructor(config) {
+  /** `pipelineTracker`: a PipelineTracker that records every request's stages. */
+  constructor(config, pipelineTracker) {
     super(mergeConfig(ENHANCED_DEFAULTS, requireConfigObject(config, 'scheduler config')))
+    this._setTracker(pipelineTracker, 'scheduler')
     /** id → {provider, options} */
     this.providers = new Map()
   }
@@ -41,8 +43,8 @@ class EnhancedPipelineScheduler extends SchedulerHost {
     if (typeof id !== 'string' || id === '') {
       throw new ValidationError('provider must have a name (or pass options.id)', { field: 'options.id' })
     }
-    const { weight, maxConcurrentRequests, enabled } = options
-    this._addProvider(id, provider, { weight, maxConcurrentRequests, enabled })
+    const { weight, maxConcurrentRequests, enabled, model } = options
+    this._addProvider(id, provider, { weight, maxConcurrentRequests, enabled, model })
     this.providers.set(id, { provider, options: { ...options, id } })
   }
 
@@ -113,7 +115,7 @@ class PipelineScheduler extends SchedulerHost {
     }
     super(mergeConfig(ORIGINAL_DEFAULTS, requireConfigObject(config, 'scheduler config')))
     this.virtualModelId = virtualModelId
-    this.pipelineTracker = pipelineTracker
+    this._setTracker(pipelineTracker, virtualModelId)
     this.pipelines = new Map()
   }
 
@@ -124,6 +126,7 @@ class PipelineScheduler extends SchedulerHost {
       throw new ValidationError(`Pipeline virtual model ID mismatch. Expected: ${this.virtualModelId}, Got: ${cfg.virtualModelId}`, { field: 'virtualModelId' })
     }
     this._addScheduler(cfg.id, pipeline, { weight: cfg.weight })
+    for (const t of pipeline.targets.values()) this._registerSecrets(t.provider)
     this.pipelines.set(cfg.id, pipeline)
   }
 
@@ -147,6 +150,7 @@ class PipelineScheduler extends SchedulerHost {
     const env = await this._chat(request, callOptions(options), options.signal)
     const pipeline = this.pipelines.get(env.pipelineId)
     return {
+      requestId: env.requestId,
       pipelineId: env.pipelineId,
       targetId: env.targetId,
       success: true,
@@ -155,6 +159,7 @@ class PipelineScheduler extends SchedulerHost {
       timestamp,
       attempts: env.attempts,
       targetMetrics: pipeline ? pipeline._targetMetrics(env.targetId) : undefined,
+      stages: this._stagesOf(env.requestId),
     }
   }
 

@@ -61,6 +61,12 @@ impl MockUpstream {
         self.with(|s| serde_json::to_string(&s.requests()).unwrap_or_default())
     }
 
+    /// Replaces the accepted bearer keys (empty accepts any): a dropped key starts getting 401.
+    #[napi]
+    pub fn set_api_keys(&self, keys: Vec<String>) -> napi::Result<()> {
+        self.with(|s| s.set_api_keys(keys))
+    }
+
     #[napi]
     pub fn reset(&self) -> napi::Result<()> {
         self.with(|s| s.reset())

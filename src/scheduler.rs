@@ -17,6 +17,7 @@ use crate::error::{parse_json, payload_error, to_napi};
 use crate::js_bridge::{Bridge, JsProvider, JsStrategy};
 use crate::provider::NativeOpenAIProvider;
 use crate::stream::NativeChunkStream;
+use crate::tracker::NativeTracker;
 
 type EventArgs = FnArgs<(String, String)>;
 /// `(eventName, payloadJson) => void`.
@@ -162,6 +163,12 @@ impl NativeScheduler {
                 payload_error(p)
             }),
         ))
+    }
+
+    /// Records later requests' stages into `tracker` under `label` (none when null).
+    #[napi]
+    pub fn set_tracker(&self, tracker: Option<&NativeTracker>, label: String) {
+        self.inner.set_tracker(tracker.map(|t| t.inner.clone()), &label);
     }
 
     #[napi]

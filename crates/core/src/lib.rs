@@ -4,8 +4,10 @@
 pub mod error;
 pub mod model;
 pub mod provider;
+pub mod route;
 pub mod schedule;
 pub mod sse;
+pub mod track;
 mod validate;
 pub mod workflow;
 

@@ -62,7 +62,7 @@ impl MockServer {
         } else {
             config.models
         };
-        let state = Arc::new(State { api_keys: config.api_keys, models, ..Default::default() });
+        let state = Arc::new(State { api_keys: config.api_keys.into(), models, ..Default::default() });
         let shutdown = CancellationToken::new();
         let router = crate::openai::router(state.clone());
         let task = tokio::spawn(accept_loop(listener, router, state.clone(), shutdown.clone()));
@@ -89,6 +89,11 @@ impl MockServer {
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.state.requests()
+    }
+
+    /// Replaces the accepted keys (empty accepts any): a key dropped here starts getting 401.
+    pub fn set_api_keys(&self, keys: Vec<String>) {
+        *self.state.api_keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
     }
 
     pub fn reset(&self) {

@@ -45,7 +45,8 @@ pub(crate) struct State {
     pub connections_opened: AtomicU64,
     pub connections_closed: AtomicU64,
     pub recorded: Mutex<VecDeque<RecordedRequest>>,
-    pub api_keys: Vec<String>,
+    /// Accepted bearer keys (any when empty); replaceable at run time to revoke a key.
+    pub api_keys: std::sync::RwLock<Vec<String>>,
     pub models: Vec<String>,
 }
 

@@ -28,6 +28,11 @@ pub trait Backend: Send + Sync + 'static {
     fn chat(&self, req: ChatRequest, opts: CallOptions) -> BoxFuture<Result<Served<ChatResponse>>>;
     fn stream_chat(&self, req: ChatRequest, opts: CallOptions) -> BoxFuture<Result<Served<ChunkStream>>>;
     fn health_check(&self) -> BoxFuture<HealthReport>;
+    /// A step before each call that obtains or refreshes credentials (OAuth providers), timed
+    /// as the `authentication` stage; `None` when the backend needs none.
+    fn authenticate(&self) -> Option<BoxFuture<Result<()>>> {
+        None
+    }
 }
 
 impl Backend for OpenAICompatibleProvider {

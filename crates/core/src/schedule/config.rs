@@ -33,11 +33,14 @@ impl Default for BreakerConfig {
 pub struct RetryConfig {
     pub max_retries: u32,
     pub backoff: Backoff,
+    /// Also fail over on errors that are not retryable in general but say this member is in
+    /// trouble (a refused API key: another key may work). Used for API-key rotation.
+    pub failover_on_member_errors: bool,
 }
 
 impl Default for RetryConfig {
     fn default() -> Self {
-        RetryConfig { max_retries: 2, backoff: Backoff::default() }
+        RetryConfig { max_retries: 2, backoff: Backoff::default(), failover_on_member_errors: false }
     }
 }
 
@@ -158,6 +161,9 @@ impl SchedulerConfig {
                 }
                 if let Some(j) = g.bool("jitter")? {
                     c.retry.backoff.jitter = j;
+                }
+                if let Some(b) = g.bool("failoverOnMemberErrors")? {
+                    c.retry.failover_on_member_errors = b;
                 }
             }
         }

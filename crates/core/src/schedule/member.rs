@@ -17,10 +17,12 @@ pub struct MemberOptions {
     /// Calls allowed in flight on this member at once; unlimited when `None`.
     pub max_concurrency: Option<u32>,
     pub enabled: bool,
+    /// Sent as the request's `model` (a virtual model's target model); the caller's when `None`.
+    pub model: Option<Arc<str>>,
 }
 
 impl MemberOptions {
-    /// `{weight?, maxConcurrentRequests?, enabled?}` as JS passes it.
+    /// `{weight?, maxConcurrentRequests?, enabled?, model?}` as JS passes it.
     pub fn from_value(v: &Value) -> crate::error::Result<Self> {
         let mut o = MemberOptions::default();
         let Value::Object(obj) = v else { return Ok(o) };
@@ -34,13 +36,16 @@ impl MemberOptions {
         if let Some(e) = f.bool("enabled")? {
             o.enabled = e;
         }
+        if let Some(m) = f.string("model")? {
+            o.model = Some(m.into());
+        }
         Ok(o)
     }
 }
 
 impl Default for MemberOptions {
     fn default() -> Self {
-        MemberOptions { weight: 1.0, max_concurrency: None, enabled: true }
+        MemberOptions { weight: 1.0, max_concurrency: None, enabled: true, model: None }
     }
 }
 

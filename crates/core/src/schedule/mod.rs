@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod priority;
 pub mod queue;
 pub mod scheduler;
+pub mod trace;
 
 pub use backend::{Backend, BoxFuture, Served};
 pub use balancer::Strategy;
@@ -21,6 +22,7 @@ pub use events::{EventKind, EventSink, NoEvents};
 pub use member::MemberOptions;
 pub use priority::Priority;
 pub use scheduler::{Completed, CustomStrategy, Failure, RequestOptions, Scheduler};
+pub use trace::TrackerHook;
 
 #[cfg(test)]
 mod tests;

@@ -25,6 +25,7 @@ use super::member::{Member, MemberOptions};
 use super::metrics::{round3, Histogram, RequestStats, Throughput};
 use super::priority::Priority;
 use super::queue::{QueueKey, WaitQueue};
+use super::trace::{Trace, TrackerHook};
 use crate::error::{Error, Result, TimeoutPhase};
 use crate::model::{ChatRequest, ChatResponse};
 use crate::provider::{CallOptions, ChunkSender, ChunkStream, HealthStatus, Route};
@@ -47,6 +48,8 @@ pub struct RequestOptions {
     pub max_retries: Option<u32>,
     /// Fires on abort. Take it from `Scheduler::request_token` so that `destroy` reaches it.
     pub cancel: CancellationToken,
+    /// A call from an outer scheduler into this one (a Pipeline in a PipelineScheduler).
+    pub nested: bool,
 }
 
 /// A successful scheduled call.
@@ -104,6 +107,7 @@ impl RequestOptions {
             timeout: f.millis("timeout")?,
             max_retries: f.non_negative_int("retries")?.map(|n| n.min(100) as u32),
             cancel,
+            nested: false,
         })
     }
 }
@@ -140,6 +144,7 @@ struct Shared {
     shutdown: CancellationToken,
     health_task: Mutex<Option<AbortHandle>>,
     started: Instant,
+    tracker: RwLock<Option<TrackerHook>>,
 }
 
 struct State {
@@ -232,6 +237,8 @@ struct Lease {
     uid: u64,
     id: Arc<str>,
     backend: Arc<dyn Backend>,
+    /// The model this member is asked for (a virtual model's target model), if set.
+    model: Option<Arc<str>>,
     admission: Admission,
     started: Instant,
     done: bool,
@@ -349,6 +356,7 @@ impl Scheduler {
             shutdown: CancellationToken::new(),
             health_task: Mutex::new(None),
             started: now,
+            tracker: RwLock::new(None),
         });
         let s = Scheduler { shared };
         s.restart_health_checks();
@@ -358,6 +366,24 @@ impl Scheduler {
     /// A cancellation token for one request that `destroy()` also fires.
     pub fn request_token(&self) -> CancellationToken {
         self.shared.shutdown.child_token()
+    }
+
+    /// Records every later request's stages into `tracker` under `label` (none when `None`).
+    pub fn set_tracker(&self, tracker: Option<Arc<crate::track::Tracker>>, label: &str) {
+        let hook = tracker.map(|tracker| TrackerHook { tracker, label: label.into() });
+        *self.shared.tracker.write().unwrap_or_else(|p| p.into_inner()) = hook;
+    }
+
+    /// The trace of a request submitted now; nested calls (a Pipeline inside a
+    /// PipelineScheduler) are traced by the outer scheduler only.
+    fn trace(&self, opts: &RequestOptions, operation: &str, model: Option<&str>) -> Trace {
+        if opts.nested {
+            return Trace::none();
+        }
+        let hook = self.shared.tracker.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let trace = Trace::begin(hook, &opts.request_id, operation, model, opts.priority.0);
+        trace.start("queue", || Value::Null);
+        trace
     }
 
     pub fn config(&self) -> SchedulerConfig {
@@ -453,6 +479,9 @@ impl Scheduler {
             }
             if patch.get("enabled").is_some() {
                 o.enabled = parsed.enabled;
+            }
+            if patch.get("model").is_some() {
+                o.model = parsed.model;
             }
         }))
     }
@@ -714,6 +743,7 @@ impl Scheduler {
             uid: m.uid,
             id: m.id.clone(),
             backend: m.backend.clone(),
+            model: m.options.model.clone(),
             admission,
             started: Instant::now(),
             done: false,
@@ -722,33 +752,52 @@ impl Scheduler {
 
     /// The attempt loop shared by chat and streams. `call` performs one attempt on a backend;
     /// on success the lease is handed back so that a stream can keep it until its end.
-    async fn attempts<T, F>(&self, opts: &RequestOptions, deadline: Instant, mut call: F) -> std::result::Result<(T, Route, Lease, u32), Failure>
+    async fn attempts<T, F>(&self, opts: &RequestOptions, trace: &Trace, deadline: Instant, mut call: F) -> std::result::Result<(T, Route, Lease, u32), Failure>
     where
-        F: FnMut(Arc<dyn Backend>, CallOptions) -> BoxFuture<Result<Served<T>>>,
+        F: FnMut(Arc<dyn Backend>, Option<Arc<str>>, CallOptions) -> BoxFuture<Result<Served<T>>>,
     {
-        let (max_retries, backoff) = {
+        let (max_retries, backoff, failover) = {
             let st = State::lock(&self.shared);
-            (opts.max_retries.unwrap_or(st.config.retry.max_retries), st.config.retry.backoff)
+            (opts.max_retries.unwrap_or(st.config.retry.max_retries), st.config.retry.backoff, st.config.retry.failover_on_member_errors)
         };
         let mut rng = fastrand::Rng::new();
         let mut excluded: Vec<u64> = Vec::new();
         let mut last: Option<Arc<str>> = None;
         let mut attempt: u32 = 0;
         loop {
+            trace.start("pipeline-selection", || json!({"attempt": attempt + 1}));
             let mut lease = match self.select(&excluded, deadline, opts).await {
                 Ok(l) => l,
-                Err(error) => return Err(Failure { error, pipeline_id: last, attempts: attempt }),
+                Err(error) => {
+                    trace.fail("pipeline-selection", &error);
+                    return Err(Failure { error, pipeline_id: last, attempts: attempt });
+                }
             };
             attempt += 1;
+            trace.done("pipeline-selection", || json!({"attempt": attempt, "pipelineId": &*lease.id}));
             self.emit(EventKind::RequestStarted, || json!({"requestId": &*opts.request_id, "pipelineId": &*lease.id, "attempt": attempt}));
             let call_cancel = opts.cancel.child_token();
             let call_opts = CallOptions { cancel: call_cancel.clone(), ..CallOptions::default() };
+            let backend = lease.backend.clone();
+            let model = lease.model.clone();
+            let stage_data = || json!({"attempt": attempt, "pipelineId": &*lease.id});
             let result = tokio::select! {
                 biased;
-                r = call(lease.backend.clone(), call_opts) => r,
+                r = async {
+                    authenticate(&*backend, trace, stage_data).await?;
+                    trace.start("api-execution", stage_data);
+                    let r = call(backend.clone(), model, call_opts).await;
+                    match &r {
+                        Ok(s) => trace.done("api-execution", || json!({"attempt": attempt, "pipelineId": &*lease.id, "targetId": s.target_id.as_deref()})),
+                        Err(e) => trace.fail("api-execution", e),
+                    }
+                    r
+                } => r,
                 _ = sleep_until(deadline) => {
                     call_cancel.cancel();
-                    Err(self.deadline_error(opts))
+                    let e = self.deadline_error(opts);
+                    trace.fail("api-execution", &e);
+                    Err(e)
                 }
             };
             let served = match result {
@@ -762,7 +811,8 @@ impl Scheduler {
                     }
                     let pipeline_id = Some(lease.id.clone());
                     let give_up = |error: Error| Failure { error, pipeline_id: pipeline_id.clone(), attempts: attempt };
-                    if !e.retryable() || attempt > max_retries {
+                    let worth_another = e.retryable() || (failover && counts_against_member(&e));
+                    if !worth_another || attempt > max_retries {
                         return Err(give_up(e));
                     }
                     let wait = backoff.delay(attempt - 1, e.retry_after_ms().map(Duration::from_millis), &mut rng);
@@ -818,20 +868,26 @@ impl Scheduler {
     /// requests submitted one after the other keep their order within a priority.
     pub fn chat(&self, req: ChatRequest, opts: RequestOptions) -> impl std::future::Future<Output = std::result::Result<Completed<ChatResponse>, Failure>> + Send + 'static {
         let started = Instant::now();
+        let trace = self.trace(&opts, "chat", req.model.as_deref());
         let ticket = self.admit(&opts);
         let me = self.clone();
-        async move { me.run_chat(ticket, started, req, opts).await }
+        async move { me.run_chat(ticket, started, req, opts, trace).await }
     }
 
     /// Waits for a running slot; `(slot, time queued, deadline)`. A failure here is reported.
-    async fn enter(&self, ticket: Result<Ticket>, started: Instant, opts: &RequestOptions) -> std::result::Result<(Slot, Duration, Instant), Failure> {
+    async fn enter(&self, ticket: Result<Ticket>, started: Instant, opts: &RequestOptions, trace: &Trace) -> std::result::Result<(Slot, Duration, Instant), Failure> {
         let timeout = opts.timeout.unwrap_or_else(|| self.config().request_timeout);
         let deadline = started + timeout;
         match self.acquire_slot(ticket, opts, started, deadline, timeout).await {
-            Ok((slot, queued)) => Ok((slot, queued, deadline)),
+            Ok((slot, queued)) => {
+                trace.done("queue", || json!({"queueTime": round3(queued.as_secs_f64() * 1000.0)}));
+                Ok((slot, queued, deadline))
+            }
             Err(e) => {
+                trace.fail("queue", &e);
                 let f = Failure::before_any_attempt(e);
                 self.report_failure(opts, &f, started.elapsed(), started);
+                trace.finish(|| json!({"success": false, "error": f.error.to_payload(), "duration": round3(started.elapsed().as_secs_f64() * 1000.0)}), false);
                 Err(f)
             }
         }
@@ -851,23 +907,38 @@ impl Scheduler {
         elapsed
     }
 
-    async fn run_chat(&self, ticket: Result<Ticket>, started: Instant, req: ChatRequest, opts: RequestOptions) -> std::result::Result<Completed<ChatResponse>, Failure> {
-        let (slot, queued, deadline) = self.enter(ticket, started, &opts).await?;
+    async fn run_chat(&self, ticket: Result<Ticket>, started: Instant, req: ChatRequest, opts: RequestOptions, trace: Trace) -> std::result::Result<Completed<ChatResponse>, Failure> {
+        let (slot, queued, deadline) = self.enter(ticket, started, &opts, &trace).await?;
         let result = self
-            .attempts(&opts, deadline, |backend, call_opts| {
-                let req = req.clone();
+            .attempts(&opts, &trace, deadline, |backend, model, call_opts| {
+                let req = with_model(&req, model);
                 Box::pin(async move { backend.chat(req, call_opts).await })
             })
             .await;
         drop(slot);
         match result {
             Ok((response, route, mut lease, attempts)) => {
+                trace.start("response-processing", || Value::Null);
                 lease.finish(Outcome::Success);
+                trace.route(&route);
                 let elapsed = self.report_success(&opts, &route, attempts, started, queued, None);
+                trace.done("response-processing", || json!({"pipelineId": &*route.pipeline_id, "attempts": attempts}));
+                trace.finish(|| {
+                    json!({
+                        "pipelineId": &*route.pipeline_id,
+                        "targetId": route.target_id.as_deref(),
+                        "input": &req,
+                        "output": &response,
+                        "success": true,
+                        "attempts": attempts,
+                        "duration": round3(elapsed.as_secs_f64() * 1000.0),
+                    })
+                }, true);
                 Ok(Completed { value: response, route, attempts, queued, elapsed })
             }
             Err(f) => {
                 self.report_failure(&opts, &f, queued, started);
+                trace.finish(|| failure_io(&req, &f, started), false);
                 Err(f)
             }
         }
@@ -882,16 +953,18 @@ impl Scheduler {
         let (tx, stream) = ChunkStream::channel(opts.cancel.clone());
         let route_slot = stream.route_slot();
         let started = Instant::now();
+        let trace = self.trace(&opts, "streamChat", req.model.as_deref());
         let ticket = self.admit(&opts);
         let me = self.clone();
         tokio::spawn(async move {
-            me.run_stream(ticket, started, req, opts, tx, route_slot).await;
+            me.run_stream(ticket, started, req, opts, tx, route_slot, trace).await;
         });
         stream
     }
 
-    async fn run_stream(&self, ticket: Result<Ticket>, started: Instant, req: ChatRequest, opts: RequestOptions, tx: ChunkSender, route_slot: Arc<std::sync::OnceLock<Route>>) {
-        let (slot, queued, deadline) = match self.enter(ticket, started, &opts).await {
+    #[allow(clippy::too_many_arguments)]
+    async fn run_stream(&self, ticket: Result<Ticket>, started: Instant, req: ChatRequest, opts: RequestOptions, tx: ChunkSender, route_slot: Arc<std::sync::OnceLock<Route>>, trace: Trace) {
+        let (slot, queued, deadline) = match self.enter(ticket, started, &opts, &trace).await {
             Ok(entered) => entered,
             Err(f) => {
                 let _ = tx.send(Err(f.error)).await;
@@ -899,8 +972,8 @@ impl Scheduler {
             }
         };
         let opened = self
-            .attempts(&opts, deadline, |backend, call_opts| {
-                let req = req.clone();
+            .attempts(&opts, &trace, deadline, |backend, model, call_opts| {
+                let req = with_model(&req, model);
                 Box::pin(async move {
                     let served = backend.stream_chat(req, call_opts).await?;
                     let mut s = served.value;
@@ -921,11 +994,14 @@ impl Scheduler {
             Err(f) => {
                 drop(slot);
                 self.report_failure(&opts, &f, queued, started);
+                trace.finish(|| failure_io(&req, &f, started), false);
                 let _ = tx.send(Err(f.error)).await;
                 return;
             }
         };
         let _ = route_slot.set(route.clone());
+        trace.route(&route);
+        trace.start("response-processing", || json!({"pipelineId": &*route.pipeline_id}));
         let mut acc = ChunkAccumulator::default();
         let mut outcome: std::result::Result<(), Error> = Ok(());
         if let Some(first) = first {
@@ -951,7 +1027,19 @@ impl Scheduler {
         match outcome {
             Ok(()) => {
                 lease.finish(Outcome::Success);
-                self.report_success(&opts, &route, attempts, started, queued, Some(acc.chunk_count()));
+                let elapsed = self.report_success(&opts, &route, attempts, started, queued, Some(acc.chunk_count()));
+                trace.done("response-processing", || json!({"pipelineId": &*route.pipeline_id, "chunks": acc.chunk_count()}));
+                trace.finish(|| {
+                    json!({
+                        "pipelineId": &*route.pipeline_id,
+                        "targetId": route.target_id.as_deref(),
+                        "input": &req,
+                        "output": {"chunks": acc.chunk_count(), "response": acc.to_response()},
+                        "success": true,
+                        "attempts": attempts,
+                        "duration": round3(elapsed.as_secs_f64() * 1000.0),
+                    })
+                }, true);
             }
             Err(e) => {
                 let e = if opts.cancel.is_cancelled() { self.cancelled_error() } else { e };
@@ -962,6 +1050,8 @@ impl Scheduler {
                 }
                 let f = Failure { error: e, pipeline_id: Some(route.pipeline_id.clone()), attempts };
                 self.report_failure(&opts, &f, queued, started);
+                trace.fail("response-processing", &f.error);
+                trace.finish(|| failure_io(&req, &f, started), false);
                 let _ = tx.try_send(Err(f.error));
             }
         }
@@ -1092,6 +1182,50 @@ fn mid_stream_error(e: Error, acc: &ChunkAccumulator, cancelled: bool) -> Error 
     }
 }
 
+/// The request as a member that serves a fixed model must receive it.
+fn with_model(req: &ChatRequest, model: Option<Arc<str>>) -> ChatRequest {
+    let mut r = req.clone();
+    if let Some(m) = model {
+        r.model = Some(m.to_string());
+    }
+    r
+}
+
+/// Runs the backend's authentication step, if it has one, as the `authentication` stage.
+async fn authenticate(backend: &dyn Backend, trace: &Trace, data: impl Fn() -> Value) -> Result<()> {
+    match backend.authenticate() {
+        None => {
+            trace.done("authentication", || {
+                let mut d = data();
+                d["required"] = false.into();
+                d
+            });
+            Ok(())
+        }
+        Some(step) => {
+            trace.start("authentication", &data);
+            let r = step.await;
+            match &r {
+                Ok(()) => trace.done("authentication", &data),
+                Err(e) => trace.fail("authentication", e),
+            }
+            r
+        }
+    }
+}
+
+/// The I/O entry of a request that failed.
+fn failure_io(req: &ChatRequest, f: &Failure, started: Instant) -> Value {
+    json!({
+        "pipelineId": f.pipeline_id.as_deref(),
+        "input": req,
+        "success": false,
+        "error": f.error.to_payload(),
+        "attempts": f.attempts,
+        "duration": round3(started.elapsed().as_secs_f64() * 1000.0),
+    })
+}
+
 async fn health_loop(shared: Weak<Shared>, interval: Duration) {
     loop {
         sleep(interval).await;
@@ -1144,7 +1278,7 @@ impl RequestOptions {
     /// A call made by an outer scheduler into a nested one (a Pipeline): the outer request's
     /// cancellation, the nested scheduler's own timeout.
     fn nested(cancel: CancellationToken) -> Self {
-        RequestOptions { request_id: "nested".into(), priority: Priority::default(), timeout: None, max_retries: None, cancel }
+        RequestOptions { request_id: "nested".into(), priority: Priority::default(), timeout: None, max_retries: None, cancel, nested: true }
     }
 }
 

@@ -153,7 +153,7 @@ fn config(f: impl FnOnce(&mut SchedulerConfig)) -> SchedulerConfig {
 }
 
 fn opts(s: &Scheduler, id: &str) -> RequestOptions {
-    RequestOptions { request_id: id.into(), priority: Priority::MEDIUM, timeout: None, max_retries: None, cancel: s.request_token() }
+    RequestOptions { request_id: id.into(), priority: Priority::MEDIUM, timeout: None, max_retries: None, cancel: s.request_token(), nested: false }
 }
 
 /// Collects events.
@@ -712,4 +712,169 @@ async fn no_request_is_lost_or_resolved_twice() {
     // Each upstream call is one log line; successes ran exactly once each.
     assert!(log.lock().unwrap().len() as u64 >= ok);
     let _ = CancellationToken::new();
+}
+
+fn tracked(s: &Scheduler, io: bool) -> Arc<crate::track::Tracker> {
+    let mut cfg = crate::track::TrackerConfig::default();
+    if io {
+        cfg.io = Some(crate::track::IoConfig::default());
+    }
+    let t = Arc::new(crate::track::Tracker::new(cfg));
+    s.set_tracker(Some(t.clone()), "vm-1");
+    t
+}
+
+fn stage_list(ctx: &Value) -> Vec<String> {
+    ctx["stages"].as_array().unwrap().iter().map(|s| format!("{}:{}", s["stage"].as_str().unwrap(), s["status"].as_str().unwrap())).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tracked_request_records_its_stages_once_per_attempt() {
+    let log = log();
+    let s = Scheduler::new(config(|c| c.strategy = Strategy::RoundRobin));
+    let t = tracked(&s, true);
+    s.add_member("a", Fake::new("a", 10, &log).script([Step::Fail(http(503))]), MemberOptions::default()).unwrap();
+    s.add_member("b", Fake::new("b", 10, &log), MemberOptions::default()).unwrap();
+    let mut r = req("x");
+    r.extra.insert("metadata".into(), json!({"api_key": "sk-should-not-be-kept-1234"}));
+    let done = s.chat(r, opts(&s, "r1")).await.unwrap();
+    assert_eq!(done.attempts, 2);
+    let ctx = t.get("r1").expect("the context is retained after completion");
+    assert_eq!(
+        stage_list(&ctx),
+        [
+            "request-init:completed",
+            "queue:completed",
+            "pipeline-selection:completed",
+            "authentication:completed",
+            "api-execution:failed",
+            "pipeline-selection:completed",
+            "authentication:completed",
+            "api-execution:completed",
+            "response-processing:completed"
+        ]
+    );
+    assert_eq!(ctx["status"], "completed", "a request that succeeded on retry is completed");
+    assert_eq!(ctx["pipelineId"], "b");
+    assert_eq!(ctx["model"], "m");
+    assert_eq!(ctx["operation"], "chat");
+    assert!(ctx["stages"][4]["error"].as_str().unwrap().contains("503"));
+    assert!(ctx["stages"].as_array().unwrap().iter().all(|s| s["duration"].as_f64().is_some()));
+    let io = t.io().unwrap().entries(&crate::track::IoFilter::default());
+    assert_eq!(io.len(), 1);
+    assert_eq!(io[0]["operationType"], "pipeline_end");
+    assert_eq!(io[0]["requestId"], "r1");
+    assert_eq!(io[0]["success"], true);
+    assert_eq!(io[0]["output"]["choices"][0]["message"]["content"], "b");
+    assert!(!io[0].to_string().contains("sk-should-not-be-kept"));
+    assert_eq!(t.statistics()["completedRequests"], 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queue_timeout_is_a_failed_queue_stage_and_a_failed_io_entry() {
+    let log = log();
+    let s = Arc::new(Scheduler::new(config(|c| c.max_concurrent_requests = 1)));
+    let t = tracked(&s, true);
+    s.add_member("a", Fake::new("a", 1000, &log), MemberOptions::default()).unwrap();
+    let busy = tokio::spawn({
+        let s = s.clone();
+        async move { s.chat(req("busy"), opts(&s, "busy")).await }
+    });
+    tokio::task::yield_now().await;
+    let mut o = opts(&s, "late");
+    o.timeout = Some(Duration::from_millis(100));
+    let e = s.chat(req("late"), o).await.unwrap_err();
+    assert!(matches!(e.error, Error::Timeout { phase: TimeoutPhase::Queue, .. }));
+    let ctx = t.get("late").unwrap();
+    assert_eq!(stage_list(&ctx), ["request-init:completed", "queue:failed"]);
+    assert_eq!(ctx["status"], "failed");
+    let failed = t.io().unwrap().entries(&crate::track::IoFilter { success: Some(false), ..Default::default() });
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["error"]["code"], "TIMEOUT");
+    busy.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tracked_stream_times_the_first_chunk_and_the_rest() {
+    let log = log();
+    let s = Scheduler::new(config(|_| {}));
+    let t = tracked(&s, false);
+    s.add_member("a", Fake::new("a", 10, &log), MemberOptions::default()).unwrap();
+    let mut stream = s.stream(req("s"), opts(&s, "s1"));
+    let mut n = 0;
+    while let Some(c) = stream.next().await {
+        c.unwrap();
+        n += 1;
+    }
+    assert_eq!(n, 3);
+    tokio::task::yield_now().await;
+    let ctx = t.get("s1").unwrap();
+    assert_eq!(ctx["operation"], "streamChat");
+    assert_eq!(
+        stage_list(&ctx),
+        ["request-init:completed", "queue:completed", "pipeline-selection:completed", "authentication:completed", "api-execution:completed", "response-processing:completed"]
+    );
+    assert_eq!(ctx["stages"][5]["data"]["chunks"], 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_context_the_caller_opened_gets_the_stages_and_stays_open() {
+    let log = log();
+    let s = Scheduler::new(config(|_| {}));
+    let t = tracked(&s, false);
+    s.add_member("a", Fake::new("a", 10, &log), MemberOptions::default()).unwrap();
+    t.create_context(Some("mine"), "p", "user", "chat", &Value::Null).unwrap();
+    s.chat(req("x"), opts(&s, "mine")).await.unwrap();
+    assert!(t.is_active("mine"), "the caller completes its own context");
+    assert!(stage_list(&t.get("mine").unwrap()).contains(&"api-execution:completed".to_string()));
+}
+
+/// Answers with the model it was asked for.
+struct Echo;
+
+impl Backend for Echo {
+    fn chat(&self, req: ChatRequest, _: CallOptions) -> BoxFuture<Result<Served<ChatResponse>>> {
+        let model = req.model.clone().unwrap_or_default();
+        Box::pin(async move { Ok(Served::direct(response(&model))) })
+    }
+    fn stream_chat(&self, _: ChatRequest, _: CallOptions) -> BoxFuture<Result<Served<ChunkStream>>> {
+        Box::pin(async { Err(Error::cancelled()) })
+    }
+    fn health_check(&self) -> BoxFuture<HealthReport> {
+        Box::pin(async { HealthReport { status: HealthStatus::Healthy, latency_ms: 0.0, error: None } })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_with_a_model_receives_that_model() {
+    let s = Scheduler::new(config(|_| {}));
+    s.add_member("fixed", Arc::new(Echo), MemberOptions { model: Some("target-model".into()), ..MemberOptions::default() }).unwrap();
+    let done = s.chat(req("x"), opts(&s, "m1")).await.unwrap();
+    assert_eq!(serde_json::to_value(&done.value).unwrap()["choices"][0]["message"]["content"].as_str(), Some("target-model"));
+    assert!(s.patch_member("fixed", &json!({"model": "other"})).unwrap());
+    let done = s.chat(req("x"), opts(&s, "m2")).await.unwrap();
+    assert_eq!(serde_json::to_value(&done.value).unwrap()["choices"][0]["message"]["content"].as_str(), Some("other"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_key_fails_over_only_when_asked() {
+    let refused = || Error::Authentication { message: "401 invalid key".into(), status: Some(401), body: None, provider_code: None };
+    for failover in [false, true] {
+        let log = log();
+        let s = Scheduler::new(config(|c| {
+            c.strategy = Strategy::RoundRobin;
+            c.retry.failover_on_member_errors = failover;
+        }));
+        s.add_member("key-0", Fake::new("k0", 10, &log).script([Step::Fail(refused())]), MemberOptions::default()).unwrap();
+        s.add_member("key-1", Fake::new("k1", 10, &log), MemberOptions::default()).unwrap();
+        let r = s.chat(req("x"), opts(&s, "r")).await;
+        if failover {
+            let done = r.unwrap();
+            assert_eq!((done.attempts, &*done.route.pipeline_id), (2, "key-1"));
+        } else {
+            let f = r.unwrap_err();
+            assert!(matches!(f.error, Error::Authentication { .. }));
+            assert_eq!(f.attempts, 1, "an auth error is not retried by default");
+        }
+    }
 }

@@ -168,16 +168,10 @@ impl SseDecoder {
                 self.has_data_field = true;
             }
             "event" => self.event = Some(value.to_string()),
-            "id" => {
-                if !value.contains('\0') {
-                    self.last_id = Some(value.to_string());
-                }
-            }
-            "retry" => {
-                if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-                    self.retry = value.parse().ok();
-                    self.pending_retry = self.retry;
-                }
+            "id" if !value.contains('\0') => self.last_id = Some(value.to_string()),
+            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                self.retry = value.parse().ok();
+                self.pending_retry = self.retry;
             }
             _ => {} // unknown fields are ignored, as the spec says
         }
