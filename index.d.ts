@@ -1609,8 +1609,6 @@ export interface RouteLLMSwitchLayer {
   convertRequest(request: OpenAIChatRequestData): any
   convertResponse(response: any): any
   convertChunk(chunk: any): any
-  /** True when it changes nothing (then the provider can be scheduled natively). */
-  passThrough?: boolean
   protocol?: string
 }
 
@@ -1618,14 +1616,12 @@ export interface RouteLLMSwitchLayer {
 export interface RouteWorkflowLayer {
   processRequest(request: any): any
   processResponse(response: any): any
-  passThrough?: boolean
 }
 
 /** Layer 3, provider quirks (the built-in one sets the target model). `mapResponse` also sees stream chunks. */
 export interface RouteCompatibilityLayer {
   mapRequest(request: any): OpenAIChatRequestData
   mapResponse(response: any): any
-  passThrough?: boolean
   type?: string
   targetModel?: string
 }
@@ -1675,15 +1671,11 @@ export class RoutePipeline {
   readonly layers: RoutePipelineLayers
   readonly status: RoutePipelineStatus
   readonly layerStatus: Record<RouteLayerName, RouteLayerStatus>
-  /** True when llmswitch, workflow and compatibility all pass through. */
-  readonly passThrough: boolean
   /** Checks every layer has what the next one calls; then `status` is `'runtime'`. Throws PipelineError (`PIPELINE_NOT_WIRED`). */
   handshake(): true
   /** This pipeline only (no breaker, no retry); throws PipelineError (`PIPELINE_NOT_READY`) before handshake(). */
   execute(request: OpenAIChatRequestData, options?: CallOptions): Promise<OpenAIChatResponseData>
   executeStreaming(request: OpenAIChatRequestData, options?: CallOptions): AsyncGenerator<ChatCompletionChunk, void, unknown>
-  /** The scheduler's view of it: a provider-like object named after the pipeline. */
-  asProvider(): Required<RouteProvider>
   getDebugInfo(): Omit<PipelineDebugInfo, 'circuitState'>
   destroy(): void
 }

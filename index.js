@@ -10,7 +10,7 @@ const { EnhancedPipelineScheduler, PipelineScheduler } = require('./lib/schedule
 const openai = require('./lib/openai-interface')
 const { PipelineFactory } = require('./lib/factory')
 const tracking = require('./lib/tracker')
-const routing = require('./lib/routing')
+const routing = require('./lib/routing/index.js')
 const { VirtualModelSchedulerManager } = require('./lib/virtual-models')
 const { version } = require('./package.json')
 

@@ -3,6 +3,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import {
   AuthenticationError,
+  BaseProvider,
   buildRoutingTable,
   LoadBalancer,
   NoAvailablePipelineError,
@@ -156,6 +157,28 @@ describe('routing table (RCC v4)', () => {
     expect(textOf(chunks)).toContain('hello')
     expect(mock.requests()[0].body).toMatchObject({ model: 'llama-3.1-8b', stream: true })
     manager.destroy()
+  })
+
+  it('builds providers of other types through providerFactory, and names the type it cannot build', async () => {
+    class EchoProvider extends BaseProvider {
+      async executeChat(request: { model?: string }) {
+        return { id: 'e', object: 'chat.completion', created: 1, model: request.model!, choices: [{ index: 0, message: { role: 'assistant' as const, content: `echo ${request.model}` }, finish_reason: 'stop' as const }] }
+      }
+    }
+    const config: RoutingConfig = { providers: { home: { type: 'homegrown', endpoint: 'http://127.0.0.1:9/v1', apiKeys: ['home-key-1'] } }, routing: { default: [{ provider: 'home', model: 'tiny' }] } }
+    const seen: Array<[string, string | undefined]> = []
+    const manager = new PipelineManager({
+      providerFactory: (spec, apiKey) => {
+        seen.push([spec.pipelineId, apiKey])
+        return new EchoProvider({ name: spec.pipelineId })
+      },
+    })
+    await manager.initializeFromRoutingTable(buildRoutingTable(config))
+    expect(seen).toEqual([['home-tiny-0', 'home-key-1']])
+    const answer = await manager.execute('default', ask)
+    expect(answer.choices[0].message.content).toBe('echo tiny')
+    manager.destroy()
+    await expect(new PipelineManager().initializeFromRoutingTable(buildRoutingTable(config))).rejects.toThrow(/providers\.home\.type 'homegrown' has no built-in provider/)
   })
 
   it('rejects bad configs naming the JSON path, and unknown routes by name', async () => {

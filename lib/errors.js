@@ -115,6 +115,15 @@ const CLASS_BY_CODE = {
  * Turns a rejection from the addon into the matching exported class. Anything else (an error
  * thrown by user code, already typed) is returned unchanged.
  */
+/** Runs a synchronous native call, turning its rejection into the exported error class. */
+function callNative(f) {
+  try {
+    return f()
+  } catch (e) {
+    throw fromNative(e)
+  }
+}
+
 function fromNative(err) {
   if (!err || typeof err.message !== 'string' || !err.message.startsWith(NATIVE_ERROR_MARKER)) return err
   let payload
@@ -153,6 +162,7 @@ function toPayload(err) {
 
 module.exports = {
   toPayload,
+  callNative,
   PipelineError,
   PipelineExecutionError: PipelineError,
   ValidationError,

@@ -4,19 +4,11 @@
 // JS); a RequestContext here is a view of one of them by request id.
 
 const { PipelineBaseModule, NATIVE_IO } = require('./base-module')
-const { ValidationError, fromNative } = require('./errors')
+const { ValidationError, callNative } = require('./errors')
 const { toJsonSafe } = require('./json-safe')
 
 const OPERATIONS = ['chat', 'streamChat', 'healthCheck']
 const STAGE_STATUSES = ['pending', 'running', 'completed', 'failed']
-
-function callNative(f) {
-  try {
-    return f()
-  } catch (e) {
-    throw fromNative(e)
-  }
-}
 
 /** One stage (IPipelineStage): a plain record with the original's accessors. */
 class PipelineStage {
