@@ -27,7 +27,14 @@ export declare class MockUpstream {
   requests(): string
   /** Replaces the accepted bearer keys (empty accepts any): a dropped key starts getting 401. */
   setApiKeys(keys: Array<string>): void
+  /** Resets counters, recorded requests, and the Qwen and iFlow mocks' state and switches. */
   reset(): void
+  /**
+   * Runs one control action, `qwen/<action>` or `iflow/<action>` (the same actions as
+   * `POST /__mock/<group>/<action>`, listed in crates/mock/src/control.rs), with a JSON body;
+   * returns the JSON answer. mock.js wraps these as `mock.qwen.*` and `mock.iflow.*`.
+   */
+  control(action: string, bodyJson?: string | undefined | null): string
   /** Stops listening and closes every connection. Safe to call twice. */
   close(): Promise<void>
 }

@@ -67,9 +67,24 @@ impl MockUpstream {
         self.with(|s| s.set_api_keys(keys))
     }
 
+    /// Resets counters, recorded requests, and the Qwen and iFlow mocks' state and switches.
     #[napi]
     pub fn reset(&self) -> napi::Result<()> {
         self.with(|s| s.reset())
+    }
+
+    /// Runs one control action, `qwen/<action>` or `iflow/<action>` (the same actions as
+    /// `POST /__mock/<group>/<action>`, listed in crates/mock/src/control.rs), with a JSON body;
+    /// returns the JSON answer. mock.js wraps these as `mock.qwen.*` and `mock.iflow.*`.
+    #[napi]
+    pub fn control(&self, action: String, body_json: Option<String>) -> napi::Result<String> {
+        let body = match body_json {
+            Some(text) => parse_json(&text, "mock control body")?,
+            None => serde_json::json!({}),
+        };
+        self.with(|s| s.control(&action, &body))?
+            .map(|v| v.to_string())
+            .map_err(|e| napi::Error::new(napi::Status::InvalidArg, format!("mock control {action}: {e}")))
     }
 
     /// Stops listening and closes every connection. Safe to call twice.

@@ -1,6 +1,7 @@
 //! rcc-core: the engine behind the `rcc-pipeline` Node package. Pure Rust, no napi; the
 //! binding crate at the repository root converts and forwards.
 
+pub mod compat;
 pub mod error;
 pub mod model;
 pub mod provider;

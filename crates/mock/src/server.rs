@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::blackhole::Blackhole;
+use crate::control::{IflowControl, QwenControl};
 use crate::state::{RecordedRequest, State, Stats};
 
 #[derive(Debug, Clone, Default)]
@@ -22,7 +23,7 @@ pub struct MockConfig {
     pub port: u16,
     /// Accepted bearer keys; empty accepts any (or none).
     pub api_keys: Vec<String>,
-    /// Models listed by `GET /v1/models`.
+    /// Models listed by `GET /v1/models` and `GET /compatible-mode/v1/models`.
     pub models: Vec<String>,
 }
 
@@ -58,13 +59,21 @@ impl MockServer {
         let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, config.port))).await?;
         let addr = listener.local_addr()?;
         let models = if config.models.is_empty() {
-            vec!["gpt-4o-mini".into(), "qwen-turbo".into(), "qwen-plus".into(), "qwen3-coder-plus".into()]
+            // OpenAI's, DashScope's and the Qwen OAuth tier's names (§2.7).
+            ["gpt-4o-mini", "qwen-turbo", "qwen-plus", "qwen3-coder-plus", "qwen3-coder-flash", "coder-model", "vision-model"]
+                .map(String::from)
+                .to_vec()
         } else {
             config.models
         };
-        let state = Arc::new(State { api_keys: config.api_keys.into(), models, ..Default::default() });
+        let state = Arc::new(State { port: addr.port(), api_keys: config.api_keys.into(), models, ..Default::default() });
         let shutdown = CancellationToken::new();
-        let router = crate::openai::router(state.clone());
+        let router = Router::new()
+            .merge(crate::openai::routes())
+            .merge(crate::qwen_oauth::routes())
+            .merge(crate::iflow::routes())
+            .merge(crate::control::routes())
+            .with_state(state.clone());
         let task = tokio::spawn(accept_loop(listener, router, state.clone(), shutdown.clone()));
         Ok(MockServer { addr, blackhole: Blackhole::open()?, state, shutdown, task: Some(task) })
     }
@@ -73,9 +82,38 @@ impl MockServer {
         self.addr.port()
     }
 
-    /// `http://127.0.0.1:<port>`; the OpenAI base is this plus `/v1`.
+    /// `http://127.0.0.1:<port>`; the OpenAI base is this plus `/v1`. It is also the Qwen
+    /// OAuth base (`/api/v1/oauth2/...`).
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The DashScope API-key base: `<url>/compatible-mode/v1`.
+    pub fn dashscope_base(&self) -> String {
+        format!("{}/compatible-mode/v1", self.url())
+    }
+
+    /// The iFlow chat base: `<url>/iflow/v1`. The iFlow account endpoints are
+    /// `<url>/iflow/oauth`, `<url>/iflow/oauth/token` and `<url>/iflow/api/oauth/getUserInfo`.
+    pub fn iflow_base(&self) -> String {
+        format!("{}/iflow/v1", self.url())
+    }
+
+    /// Scripts and inspects the Qwen OAuth and chat mocks.
+    pub fn qwen(&self) -> QwenControl {
+        QwenControl::new(self.state.clone())
+    }
+
+    /// Scripts and inspects the iFlow OAuth, user-info and chat mocks.
+    pub fn iflow(&self) -> IflowControl {
+        IflowControl::new(self.state.clone())
+    }
+
+    /// One control action in its JSON form, exactly as `POST /__mock/<group>/<action>` runs
+    /// it (see [`crate::control`]), e.g. `control("qwen/script", json!({"steps":["approve"]}))`.
+    pub fn control(&self, action: &str, body: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let (group, name) = action.trim_matches('/').split_once('/').ok_or_else(|| format!("control action {action:?} is not <group>/<action>"))?;
+        crate::control::dispatch(&self.state, group, name, body)
     }
 
     /// A loopback port on which connecting never completes.
@@ -96,6 +134,8 @@ impl MockServer {
         *self.state.api_keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
     }
 
+    /// Zeroes the counters, forgets recorded requests, and puts the Qwen and iFlow mocks back
+    /// to their defaults (tokens, scripts, switches). The configured API keys stay.
     pub fn reset(&self) {
         self.state.reset()
     }

@@ -1,11 +1,15 @@
 //! Transport and authentication towards upstreams. `OpenAICompatibleProvider` speaks the
 //! OpenAI chat-completions protocol to any compatible endpoint over a shared reqwest pool.
 
+pub mod auth;
 mod client;
 mod config;
 mod http_error;
+pub mod iflow;
 mod openai;
+pub mod qwen;
 mod stream;
+pub mod vendor;
 
 pub use config::{CallOptions, HttpVersion, ProviderConfig, Timeouts, TimeoutsOverride};
 pub use http_error::{error_from_response, parse_retry_after};

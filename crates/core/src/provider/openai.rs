@@ -14,6 +14,7 @@ use super::client::{shared_client, ClientKey};
 use super::config::{CallOptions, ProviderConfig, Timeouts};
 use super::http_error::{bad_answer, error_from_envelope, error_from_response};
 use super::stream::{self, ChunkStream};
+use super::vendor::{Credentials, Quirks};
 use crate::error::{Error, Result, TimeoutPhase};
 use crate::model::{ChatRequest, ChatResponse};
 use crate::schedule::backoff::Backoff;
@@ -29,13 +30,32 @@ pub struct OpenAICompatibleProvider {
 pub(crate) struct Inner {
     pub config: ProviderConfig,
     pub client: reqwest::Client,
-    pub chat_url: String,
-    pub models_url: String,
+    /// The configured base URL, without `/chat/completions`.
+    pub base_url: String,
     /// Content-Type, User-Agent and the configured headers; Authorization is added per call.
     pub base_headers: HeaderMap,
     key_cursor: AtomicUsize,
     /// `scheme://host:port` of the endpoint, for error messages (never a path or query).
     pub origin: String,
+    /// Set for vendors whose credentials change or sign each request (then `api_keys` are unused).
+    pub credentials: Option<Arc<dyn Credentials>>,
+    pub quirks: Option<Arc<dyn Quirks>>,
+}
+
+/// What a request is for; the URL is the base URL plus its path.
+#[derive(Clone, Copy)]
+pub(crate) enum Endpoint {
+    Chat,
+    Models,
+}
+
+impl Endpoint {
+    fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/chat/completions",
+            Endpoint::Models => "/models",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,12 +84,14 @@ pub struct HealthReport {
 
 impl OpenAICompatibleProvider {
     pub fn new(config: ProviderConfig) -> Result<Self> {
+        Self::for_vendor(config, None, None)
+    }
+
+    /// A provider whose vendor adds credentials and quirks to the OpenAI protocol.
+    pub fn for_vendor(config: ProviderConfig, credentials: Option<Arc<dyn Credentials>>, quirks: Option<Arc<dyn Quirks>>) -> Result<Self> {
         let client = shared_client(ClientKey { connect_timeout: config.timeouts.connect, http_version: config.http_version })?;
-        let (chat_url, base) = match config.endpoint.strip_suffix("/chat/completions") {
-            Some(base) => (config.endpoint.clone(), base.to_string()),
-            None => (format!("{}/chat/completions", config.endpoint), config.endpoint.clone()),
-        };
-        let parsed = url::Url::parse(&chat_url).map_err(|e| Error::validation("endpoint", format!("endpoint is not a valid URL: {e}")))?;
+        let base = config.endpoint.strip_suffix("/chat/completions").unwrap_or(&config.endpoint).to_string();
+        let parsed = url::Url::parse(&base).map_err(|e| Error::validation("endpoint", format!("endpoint is not a valid URL: {e}")))?;
         let origin = parsed.origin().ascii_serialization();
         let mut base_headers = HeaderMap::new();
         base_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -82,13 +104,14 @@ impl OpenAICompatibleProvider {
         }
         Ok(OpenAICompatibleProvider {
             inner: Arc::new(Inner {
-                models_url: format!("{base}/models"),
-                chat_url,
+                base_url: base,
                 client,
                 base_headers,
                 key_cursor: AtomicUsize::new(0),
                 origin,
                 config,
+                credentials,
+                quirks,
             }),
         })
     }
@@ -102,6 +125,9 @@ impl OpenAICompatibleProvider {
         req.validate(self.inner.config.default_model.as_deref())?;
         req.stream = Some(false);
         req.stream_options = None;
+        if let Some(q) = &self.inner.quirks {
+            q.fix_request(&mut req);
+        }
         let model = req.model.clone().unwrap_or_default();
         let body = Bytes::from(serde_json::to_vec(&req).map_err(|e| Error::Internal { message: e.to_string() })?);
         let timeouts = self.inner.config.timeouts.with(&opts.timeouts);
@@ -137,6 +163,9 @@ impl OpenAICompatibleProvider {
     pub fn stream_chat(&self, mut req: ChatRequest, opts: CallOptions) -> Result<ChunkStream> {
         req.validate(self.inner.config.default_model.as_deref())?;
         req.stream = Some(true);
+        if let Some(q) = &self.inner.quirks {
+            q.fix_request(&mut req);
+        }
         let timeouts = self.inner.config.timeouts.with(&opts.timeouts);
         Ok(stream::spawn(self.inner.clone(), req, timeouts, opts.cancel))
     }
@@ -147,7 +176,7 @@ impl OpenAICompatibleProvider {
         let body = tokio::select! {
             biased;
             _ = opts.cancel.cancelled() => Err(Error::cancelled()),
-            r = self.inner.get_json(&self.inner.models_url, &timeouts) => r,
+            r = self.inner.get_json(Endpoint::Models, &timeouts) => r,
         }
         .map_err(|e| self.inner.redact(e))?;
         let data = body
@@ -165,7 +194,7 @@ impl OpenAICompatibleProvider {
         let t = self.inner.config.timeouts;
         let budget = Timeouts { first_token: t.first_token.min(Duration::from_secs(10)), total: t.total.min(Duration::from_secs(15)), ..t };
         let started = Instant::now();
-        let r = self.inner.get_json(&self.inner.models_url, &budget).await.map_err(|e| self.inner.redact(e));
+        let r = self.inner.get_json(Endpoint::Models, &budget).await.map_err(|e| self.inner.redact(e));
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         let (status, error) = match r {
             Ok(_) => (HealthStatus::Healthy, None),
@@ -202,24 +231,64 @@ impl Inner {
 
     /// Sends a request and waits for the response head within the first-token budget. The
     /// connect timeout is the client's; a per-call override picks the pooled client for it.
-    pub(crate) async fn send(&self, method: reqwest::Method, url: &str, body: Option<Bytes>, t: &Timeouts, accept: &'static str) -> Result<reqwest::Response> {
+    /// With vendor credentials, a refused credential is refreshed and the request sent once
+    /// more (a refresh followed by one replay is not a retry); a second refusal is the answer.
+    pub(crate) async fn send(&self, method: reqwest::Method, to: Endpoint, body: Option<Bytes>, t: &Timeouts, accept: &'static str) -> Result<reqwest::Response> {
         let client = if t.connect == self.config.timeouts.connect {
             self.client.clone()
         } else {
             shared_client(ClientKey { connect_timeout: t.connect, http_version: self.config.http_version })?
         };
-        let mut req = client.request(method, url).headers(self.base_headers.clone()).header(ACCEPT, accept);
-        if let Some(body) = body {
-            req = req.body(body);
+        let mut replayed = false;
+        loop {
+            let auth = match &self.credentials {
+                Some(c) => Some(c.authorize().await?),
+                None => None,
+            };
+            let base = auth.as_ref().and_then(|a| a.base_url.as_deref()).unwrap_or(&self.base_url);
+            let url = format!("{base}{}", to.path());
+            let mut req = client.request(method.clone(), url).headers(self.base_headers.clone()).header(ACCEPT, accept);
+            if let Some(body) = &body {
+                req = req.body(body.clone());
+            }
+            match &auth {
+                Some(a) => req = req.headers(a.headers.clone()),
+                None => {
+                    if let Some(key) = self.authorization() {
+                        req = req.header(AUTHORIZATION, key);
+                    }
+                }
+            }
+            let resp = match tokio::time::timeout(t.first_token, req.send()).await {
+                Err(_) => return Err(Error::timeout(TimeoutPhase::FirstToken, ms(t.first_token))),
+                Ok(Err(e)) => return Err(self.transport_error(e, t)),
+                Ok(Ok(resp)) => resp,
+            };
+            let status = resp.status().as_u16();
+            let (Some(creds), Some(auth)) = (&self.credentials, auth) else { return Ok(resp) };
+            if replayed || !matches!(status, 401 | 403) {
+                return Ok(resp);
+            }
+            let mut resp = resp;
+            let bytes = self.read_body(&mut resp, t).await?;
+            if !self.quirks.as_ref().map_or(status == 401, |q| q.is_credential_rejection(status, &bytes)) || !creds.rejected(auth.credential.clone()).await? {
+                return Err(self.error_from(status, resp.headers(), &bytes));
+            }
+            replayed = true;
         }
-        if let Some(auth) = self.authorization() {
-            req = req.header(AUTHORIZATION, auth);
+    }
+
+    /// The typed error of an HTTP error answer: the vendor's reading first, then the generic one.
+    pub(crate) fn error_from(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
+        self.quirks.as_ref().and_then(|q| q.classify_error(status, headers, body)).unwrap_or_else(|| error_from_response(status, headers, body))
+    }
+
+    /// An error in a successful body: an OpenAI error envelope or the vendor's business error.
+    pub(crate) fn error_in_body(&self, value: &Value) -> Option<Error> {
+        if let Some(e) = self.quirks.as_ref().and_then(|q| q.business_error(value)) {
+            return Some(e);
         }
-        match tokio::time::timeout(t.first_token, req.send()).await {
-            Err(_) => Err(Error::timeout(TimeoutPhase::FirstToken, ms(t.first_token))),
-            Ok(Err(e)) => Err(self.transport_error(e, t)),
-            Ok(Ok(resp)) => Ok(resp),
-        }
+        (value.get("error").is_some_and(|e| !e.is_null()) && value.get("choices").is_none()).then(|| error_from_envelope(value))
     }
 
     /// Reads a whole body, each read bounded by the idle timeout.
@@ -249,30 +318,34 @@ impl Inner {
     }
 
     async fn chat_once(&self, body: Bytes, model: &str, t: &Timeouts) -> Result<ChatResponse> {
-        let mut resp = self.send(reqwest::Method::POST, &self.chat_url, Some(body), t, "application/json").await?;
+        let mut resp = self.send(reqwest::Method::POST, Endpoint::Chat, Some(body), t, "application/json").await?;
         let status = resp.status().as_u16();
         let bytes = self.read_body(&mut resp, t).await?;
         if !(200..300).contains(&status) {
-            return Err(error_from_response(status, resp.headers(), &bytes));
+            return Err(self.error_from(status, resp.headers(), &bytes));
         }
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| bad_answer(format!("the upstream answered {status} with a body that is not JSON: {e}"), status, &bytes))?;
-        if value.get("error").is_some_and(|e| !e.is_null()) && value.get("choices").is_none() {
-            return Err(error_from_envelope(&value));
+        if let Some(e) = self.error_in_body(&value) {
+            return Err(e);
         }
         let mut response: ChatResponse = serde_json::from_value(value).map_err(|e| bad_answer(format!("the upstream's chat.completion does not have the expected shape: {e}"), status, &bytes))?;
         response.normalize(model);
         Ok(response)
     }
 
-    async fn get_json(&self, url: &str, t: &Timeouts) -> Result<Value> {
+    async fn get_json(&self, to: Endpoint, t: &Timeouts) -> Result<Value> {
         let work = async {
-            let mut resp = self.send(reqwest::Method::GET, url, None, t, "application/json").await?;
+            let mut resp = self.send(reqwest::Method::GET, to, None, t, "application/json").await?;
             let status = resp.status().as_u16();
             let bytes = self.read_body(&mut resp, t).await?;
             if !(200..300).contains(&status) {
-                return Err(error_from_response(status, resp.headers(), &bytes));
+                return Err(self.error_from(status, resp.headers(), &bytes));
             }
-            serde_json::from_slice(&bytes).map_err(|e| bad_answer(format!("{url} answered with a body that is not JSON: {e}"), status, &bytes))
+            let value: Value = serde_json::from_slice(&bytes).map_err(|e| bad_answer(format!("{} answered with a body that is not JSON: {e}", to.path()), status, &bytes))?;
+            match self.quirks.as_ref().and_then(|q| q.business_error(&value)) {
+                Some(e) => Err(e),
+                None => Ok(value),
+            }
         };
         tokio::time::timeout(t.total, work).await.unwrap_or_else(|_| Err(Error::timeout(TimeoutPhase::Total, ms(t.total))))
     }

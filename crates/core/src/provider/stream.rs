@@ -12,8 +12,8 @@ use tokio::time::{timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::config::Timeouts;
-use super::http_error::{bad_answer, error_from_envelope, error_from_response};
-use super::openai::{ms, root_cause, Inner};
+use super::http_error::{bad_answer, error_from_envelope};
+use super::openai::{ms, root_cause, Endpoint, Inner};
 use crate::error::{Error, Result, TimeoutPhase};
 use crate::model::{ChatChunk, ChatRequest};
 use crate::schedule::backoff::Backoff;
@@ -154,11 +154,11 @@ async fn produce_once(
     emitted: &mut bool,
 ) -> Result<()> {
     let started = Instant::now();
-    let mut resp = inner.send(reqwest::Method::POST, &inner.chat_url, Some(body), t, "text/event-stream").await?;
+    let mut resp = inner.send(reqwest::Method::POST, Endpoint::Chat, Some(body), t, "text/event-stream").await?;
     let status = resp.status().as_u16();
     if !(200..300).contains(&status) {
         let bytes = inner.read_body(&mut resp, t).await?;
-        return Err(error_from_response(status, resp.headers(), &bytes));
+        return Err(inner.error_from(status, resp.headers(), &bytes));
     }
     let content_type = resp
         .headers()
@@ -171,8 +171,8 @@ async fn produce_once(
         // envelope): deliver it as the equivalent chunk sequence.
         let bytes = inner.read_body(&mut resp, t).await?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| bad_answer(format!("the upstream answered a stream request with invalid JSON: {e}"), status, &bytes))?;
-        if value.get("error").is_some_and(|e| !e.is_null()) && value.get("choices").is_none() {
-            return Err(error_from_envelope(&value));
+        if let Some(e) = inner.error_in_body(&value) {
+            return Err(e);
         }
         let mut response: crate::model::ChatResponse = serde_json::from_value(value).map_err(|e| bad_answer(format!("the upstream's chat.completion does not have the expected shape: {e}"), status, &bytes))?;
         response.normalize(model);
@@ -234,7 +234,7 @@ async fn produce_once(
         };
         for ev in events.drain(..) {
             event_no += 1;
-            let step = interpret(&ev, model, &mut stream_id).map_err(|e| match e {
+            let step = interpret(inner, &ev, model, &mut stream_id).map_err(|e| match e {
                 Interpret::Malformed(msg) => stream_error(&acc, format!("malformed chunk in event {event_no}: {msg}")),
                 Interpret::Upstream(err) => {
                     if acc.chunk_count() == 0 {
@@ -278,7 +278,7 @@ enum Interpret {
     Upstream(Error),
 }
 
-fn interpret(ev: &SseEvent, model: &str, stream_id: &mut Option<String>) -> std::result::Result<Step, Interpret> {
+fn interpret(inner: &Inner, ev: &SseEvent, model: &str, stream_id: &mut Option<String>) -> std::result::Result<Step, Interpret> {
     let data = ev.data.trim();
     if data.starts_with("[DONE]") {
         return Ok(Step::Done);
@@ -287,6 +287,9 @@ fn interpret(ev: &SseEvent, model: &str, stream_id: &mut Option<String>) -> std:
         return Ok(Step::Skip);
     }
     let value: Value = serde_json::from_str(data).map_err(|e| Interpret::Malformed(e.to_string()))?;
+    if let Some(e) = inner.quirks.as_ref().and_then(|q| q.business_error(&value)) {
+        return Err(Interpret::Upstream(e));
+    }
     if ev.event.as_deref() == Some("error") || (value.get("error").is_some_and(|e| !e.is_null()) && value.get("choices").is_none()) {
         let envelope = if value.get("error").is_some() { value } else { serde_json::json!({ "error": value }) };
         return Err(Interpret::Upstream(error_from_envelope(&envelope)));

@@ -50,4 +50,10 @@ impl Backend for OpenAICompatibleProvider {
         let p = self.clone();
         Box::pin(async move { p.health_check().await })
     }
+
+    /// Vendor credentials (OAuth) are obtained or refreshed here, timed as `authentication`.
+    fn authenticate(&self) -> Option<BoxFuture<Result<()>>> {
+        let creds = self.inner.credentials.clone()?;
+        Some(Box::pin(async move { creds.authorize().await.map(|_| ()) }))
+    }
 }

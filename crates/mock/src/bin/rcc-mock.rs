@@ -1,7 +1,9 @@
 //! `rcc-mock [--port N] [--api-key K]... [--model M]... [--watch-stdin]`
 //!
 //! Serves the mock upstream on 127.0.0.1 and prints one JSON line with its address:
-//! `{"port":…,"url":"http://127.0.0.1:…","openaiBase":"…/v1","blackholePort":…}`.
+//! `{"port":…,"url":"http://127.0.0.1:…","openaiBase":"…/v1","dashscopeBase":"…/compatible-mode/v1",
+//! "iflowBase":"…/iflow/v1","blackholePort":…}`. `url` is also the Qwen OAuth base; the mock
+//! is driven over HTTP with `POST /__mock/...` (see the `control` module).
 //! Stops on SIGINT/SIGTERM, and with `--watch-stdin` also when its standard input closes, so
 //! a parent that dies cannot leave it running.
 
@@ -46,6 +48,7 @@ fn main() {
         };
         let line = serde_json::json!({
             "port": server.port(), "url": server.url(), "openaiBase": format!("{}/v1", server.url()),
+            "dashscopeBase": server.dashscope_base(), "iflowBase": server.iflow_base(),
             "blackholePort": server.blackhole_port(),
         });
         let mut out = std::io::stdout();
