@@ -788,6 +788,175 @@ export class OpenAICompatibleProvider extends BaseProvider {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Qwen and iFlow
+
+/** The original's `DeviceFlowData` (RFC 8628 device authorization, PKCE S256). */
+export interface DeviceFlowData {
+  deviceCode: string
+  userCode: string
+  verificationUri: string
+  verificationUriComplete: string | null
+  /** Seconds the device code stays valid. */
+  expiresIn: number
+  /** Seconds between polls the server asked for (null: the client's default, 2 s). */
+  interval: number | null
+  pkceVerifier: string
+}
+
+/** The original's `OAuthTokens` (the caller asked for them: handle as secrets). */
+export interface OAuthTokens {
+  accessToken: string
+  refreshToken: string | null
+  /** Seconds left. */
+  expiresIn: number | null
+  tokenType: string
+  scope: string | null
+  /** Qwen: the chat host the token is for. */
+  resourceUrl: string | null
+}
+
+/** No secrets: what a dashboard may show. */
+export interface TokenStatus {
+  authMode: 'oauth' | 'apikey'
+  hasAccessToken: boolean
+  hasRefreshToken: boolean
+  /** Usable now without a refresh (API-key modes: a key is there). */
+  isValid: boolean
+  /** Epoch ms. */
+  expiresAt: number | null
+  /** Whole seconds; 0 when expired or unknown. */
+  timeUntilExpiry: number
+  credentialsPath: string | null
+  /** iFlow API-key mode: whether a key is configured or in the credentials file. */
+  hasApiKey?: boolean
+}
+
+export interface TokenRefreshedEvent {
+  expiresAt: number | null
+  /** `otherProcess`: another process sharing the credentials file refreshed first. */
+  origin: 'network' | 'otherProcess'
+}
+
+export interface AuthenticationRequiredEvent {
+  reason: 'refreshRejected' | 'noRefreshToken' | 'noCredentials'
+  message: string
+}
+
+export interface DeviceFlowEvent {
+  userCode: string
+  verificationUri: string
+  verificationUriComplete: string | null
+  expiresIn: number
+  browserOpened: boolean
+}
+
+export interface AuthorizationUrlEvent {
+  authorizeUrl: string
+  redirectUri: string
+  browserOpened: boolean
+}
+
+export interface QwenOAuthConfig {
+  /** Default qwen-code's public client id. */
+  clientId?: string
+  clientSecret?: string
+  /** Default `openid profile email model.completion`. */
+  scopes?: string[] | string
+  /** Default `https://chat.qwen.ai`; the device-code and token URLs follow it. */
+  baseUrl?: string
+  deviceCodeUrl?: string
+  tokenUrl?: string
+}
+
+export interface QwenProviderConfig extends ProviderConfig {
+  /** `apiKey` selects DashScope API-key mode (endpoint default `https://dashscope.aliyuncs.com/compatible-mode/v1`);
+   * without it, OAuth mode (chat on the token's `resource_url`, default `https://portal.qwen.ai/v1`, unless `endpoint` is given). */
+  oauth?: QwenOAuthConfig
+  /** Default `~/.qwen/oauth_creds.json` (qwen-code's file; written atomically, mode 0600, cross-process locked). */
+  tokenStoragePath?: string
+  /** A token is refreshed this many ms before it expires. Default 30000. */
+  refreshMarginMs?: number
+}
+
+export interface SignInOptions {
+  signal?: AbortSignal
+  /** Open the browser when a display exists. Default true. */
+  autoOpen?: boolean
+}
+
+export interface QwenProviderEvents {
+  deviceFlow: [DeviceFlowEvent]
+  tokenRefreshed: [TokenRefreshedEvent]
+  authenticationRequired: [AuthenticationRequiredEvent]
+  storeWriteFailed: [{ message: string }]
+}
+
+/** Qwen: DashScope with an API key, or portal.qwen.ai with qwen-code's OAuth device flow. */
+export class QwenProvider extends OpenAICompatibleProvider {
+  constructor(config: QwenProviderConfig)
+  readonly authMode: 'oauth' | 'apikey'
+  /** Requests a device code; emits `deviceFlow`; opens the browser when asked and possible, else prints the URL when nobody listens. */
+  initiateDeviceFlow(autoOpen?: boolean, options?: { signal?: AbortSignal }): Promise<DeviceFlowData>
+  /** Polls until approved (AuthenticationError when denied or expired); stores and returns the tokens. */
+  waitForDeviceAuthorization(deviceCode: string, pkceVerifier: string, options?: { signal?: AbortSignal }): Promise<OAuthTokens>
+  refreshAccessToken(options?: { signal?: AbortSignal }): Promise<OAuthTokens>
+  getTokenStatus(): TokenStatus
+  /** Nothing with a key or a valid token; a refresh when expired; else the device flow. */
+  authenticate(options?: SignInOptions): Promise<void>
+  clearTokens(options?: { signal?: AbortSignal }): Promise<null>
+  healthCheck(): Promise<HealthCheckResult & { tokenStatus: TokenStatus }>
+  on<E extends keyof QwenProviderEvents>(event: E, listener: (...args: QwenProviderEvents[E]) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+  once<E extends keyof QwenProviderEvents>(event: E, listener: (...args: QwenProviderEvents[E]) => void): this
+  once(event: string | symbol, listener: (...args: any[]) => void): this
+}
+
+export interface IFlowOAuthConfig {
+  clientId?: string
+  clientSecret?: string
+  /** Default `https://iflow.cn/oauth`. */
+  authorizeUrl?: string
+  tokenUrl?: string
+  userInfoUrl?: string
+  /** Loopback callback port; 0 (default) picks a free one. */
+  callbackPort?: number
+  /** Host named in the redirect URI. Default `localhost` (the listener binds loopback only). */
+  callbackHost?: string
+}
+
+export interface IFlowProviderConfig extends Partial<ProviderConfig> {
+  /** Default `'apikey'` when `apiKey` is given, else `'oauth'`. */
+  authMode?: 'apikey' | 'oauth'
+  /** Signs every request (HMAC-SHA256 headers); without it, the credentials file's `apiKey`. */
+  apiKey?: string
+  /** Default `~/.iflow/oauth_creds.json` (the iFlow CLI's file; its other fields are kept). */
+  credentialsPath?: string
+  oauth?: IFlowOAuthConfig
+}
+
+export interface IFlowProviderEvents {
+  authorizationUrl: [AuthorizationUrlEvent]
+  tokenRefreshed: [TokenRefreshedEvent]
+  authenticationRequired: [AuthenticationRequiredEvent]
+  storeWriteFailed: [{ message: string }]
+}
+
+/** iFlow: signed requests with an API key, configured or obtained by signing in. */
+export class IFlowProvider extends OpenAICompatibleProvider {
+  constructor(config?: IFlowProviderConfig)
+  readonly authMode: 'oauth' | 'apikey'
+  getTokenStatus(): TokenStatus
+  /** OAuth mode: emits `authorizationUrl`, waits (≤ `timeoutMs`, 5 min) for the loopback callback, stores tokens and API key. */
+  authenticate(options?: SignInOptions & { timeoutMs?: number; force?: boolean }): Promise<void>
+  refreshAccessToken(options?: { signal?: AbortSignal }): Promise<OAuthTokens>
+  healthCheck(): Promise<HealthCheckResult & { tokenStatus: TokenStatus }>
+  on<E extends keyof IFlowProviderEvents>(event: E, listener: (...args: IFlowProviderEvents[E]) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+  once<E extends keyof IFlowProviderEvents>(event: E, listener: (...args: IFlowProviderEvents[E]) => void): this
+  once(event: string | symbol, listener: (...args: any[]) => void): this
+}
+
+// ---------------------------------------------------------------------------------------------
 // Scheduling
 
 export type PriorityLevel = 'low' | 'medium' | 'high' | 'critical'

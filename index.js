@@ -6,6 +6,8 @@ const errors = require('./lib/errors')
 const { PipelineBaseModule } = require('./lib/base-module')
 const { BaseProvider, OpenAICompatibleProvider } = require('./lib/providers')
 const { Pipeline } = require('./lib/pipeline')
+const { QwenProvider } = require('./lib/qwen')
+const { IFlowProvider } = require('./lib/iflow')
 const { EnhancedPipelineScheduler, PipelineScheduler } = require('./lib/schedulers')
 const openai = require('./lib/openai-interface')
 const { PipelineFactory } = require('./lib/factory')
@@ -30,6 +32,8 @@ module.exports = {
   PipelineBaseModule,
   BaseProvider,
   OpenAICompatibleProvider,
+  QwenProvider,
+  IFlowProvider,
   EnhancedPipelineScheduler,
   PipelineScheduler,
   Pipeline,

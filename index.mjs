@@ -17,6 +17,8 @@ export const {
   PipelineBaseModule,
   BaseProvider,
   OpenAICompatibleProvider,
+  QwenProvider,
+  IFlowProvider,
   EnhancedPipelineScheduler,
   PipelineScheduler,
   Pipeline,

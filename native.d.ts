@@ -59,6 +59,23 @@ export declare class NativeChunkStream {
   [globalThis.Symbol.asyncIterator](): globalThis.__NapiRsAsyncGenerator<NativeChunkStream, string, void, undefined>
 }
 
+export declare class NativeIFlowProvider {
+  constructor(configJson: string, onEvent?: ((name: string, payloadJson: string) => void) | undefined | null)
+  transport(): NativeOpenAIProvider
+  authMode(): string
+  credentialsPath(): string
+  /** Binds the loopback callback; resolves with `{authorizeUrl, redirectUri}`. */
+  startAuthorization(): NativeCall
+  /**
+   * Waits for the browser's callback, then stores the tokens and the API key; resolves with
+   * the token status.
+   */
+  waitForAuthorization(timeoutMs: number): NativeCall
+  /** OAuth mode: refreshes the tokens now (and fetches the API key again). */
+  refreshAccessToken(): NativeCall
+  tokenStatus(): string
+}
+
 export declare class NativeOpenAIProvider {
   constructor(configJson: string)
   chat(requestJson: string, optionsJson?: string | undefined | null): NativeCall
@@ -67,6 +84,28 @@ export declare class NativeOpenAIProvider {
   streamChat(requestJson: string, optionsJson?: string | undefined | null): NativeChunkStream
   /** `{status, latencyMs, error?}` as JSON. */
   healthCheck(): Promise<string>
+}
+
+export declare class NativeQwenProvider {
+  constructor(configJson: string, onEvent?: ((name: string, payloadJson: string) => void) | undefined | null)
+  /** The request path: a NativeOpenAIProvider over this provider. */
+  transport(): NativeOpenAIProvider
+  /** `'oauth'` or `'apikey'`. */
+  authMode(): string
+  credentialsPath(): string | null
+  /** Requests a device code; resolves with the original's `DeviceFlowData`. */
+  startDeviceFlow(): NativeCall
+  /**
+   * Polls until the user approves (or denies, or the code expires); stores and resolves
+   * with the tokens. A device code not started here is polled with the defaults.
+   */
+  waitForDeviceAuthorization(deviceCode: string, pkceVerifier: string): NativeCall
+  /** Refreshes the token now; resolves with the new tokens. */
+  refreshAccessToken(): NativeCall
+  /** `{authMode, hasAccessToken, hasRefreshToken, isValid, expiresAt, timeUntilExpiry, credentialsPath}` as JSON. */
+  tokenStatus(): string
+  /** Forgets the stored tokens (memory and file). */
+  clearTokens(): NativeCall
 }
 
 export declare class NativeScheduler {

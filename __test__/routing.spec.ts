@@ -181,6 +181,28 @@ describe('routing table (RCC v4)', () => {
     await expect(new PipelineManager().initializeFromRoutingTable(buildRoutingTable(config))).rejects.toThrow(/providers\.home\.type 'homegrown' has no built-in provider/)
   })
 
+  it('builds Qwen (DashScope key) and iFlow (signed) pipelines from their types', async () => {
+    const table = buildRoutingTable({
+      providers: {
+        dash: { type: 'qwen', endpoint: mock.dashscopeBase, apiKeys: ['dash-key-0001'] },
+        flow: { type: 'iflow', endpoint: mock.iflow.baseUrl, apiKeys: [mock.iflow.getApiKey()] },
+      },
+      routing: { default: [{ provider: 'dash', model: 'qwen-plus' }, { provider: 'flow', model: 'qwen3-coder-plus' }] },
+    })
+    const manager = new PipelineManager()
+    await manager.initializeFromRoutingTable(table)
+    mock.setApiKeys([]) // the DashScope side accepts any key here
+    await manager.execute('default', ask)
+    await manager.execute('default', ask)
+    const [dash, flow] = mock.requests()
+    expect(dash.path).toBe('/compatible-mode/v1/chat/completions')
+    expect(dash.headers['x-dashscope-authtype']).toBe('openai')
+    expect(flow.path).toBe('/iflow/v1/chat/completions')
+    expect(flow.headers['x-iflow-signature']).toMatch(/^[0-9a-f]{64}$/)
+    expect(mock.iflow.stats().signatureFailures).toBe(0)
+    manager.destroy()
+  })
+
   it('rejects bad configs naming the JSON path, and unknown routes by name', async () => {
     expect(() => buildRoutingTable({ providers: { lmstudio: { apiKeys: ['ok', 3 as never], endpoint: mock.openaiBase } }, routing: { default: [{ provider: 'lmstudio', model: 'm' }] } })).toThrow(
       /providers\.lmstudio\.apiKeys\[1\] must be a non-empty string/,

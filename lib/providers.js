@@ -134,11 +134,16 @@ class OpenAICompatibleProvider extends BaseProvider {
     super(config)
     let handle
     try {
-      handle = new native.NativeOpenAIProvider(JSON.stringify(pick(config, NATIVE_CONFIG_KEYS)))
+      handle = this._createNative(config)
     } catch (e) {
       throw fromNative(e)
     }
     Object.defineProperty(this, NATIVE, { value: handle, enumerable: false })
+  }
+
+  /** The native request path; vendor subclasses (Qwen, iFlow) return their transport here. */
+  _createNative(config) {
+    return new native.NativeOpenAIProvider(JSON.stringify(pick(config, NATIVE_CONFIG_KEYS)))
   }
 
   executeChat(request, options = {}) {
@@ -195,4 +200,4 @@ function nativeHandleOf(provider) {
   return untouched ? handle : undefined
 }
 
-module.exports = { BaseProvider, OpenAICompatibleProvider, nativeHandleOf }
+module.exports = { BaseProvider, OpenAICompatibleProvider, nativeHandleOf, pick, NATIVE_CONFIG_KEYS, NATIVE }

@@ -13,3 +13,4 @@ mod routing;
 mod scheduler;
 mod stream;
 mod tracker;
+mod vendors;

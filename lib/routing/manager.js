@@ -7,6 +7,8 @@
 
 const native = require('../../native.js')
 const { OpenAICompatibleProvider } = require('../providers')
+const { QwenProvider } = require('../qwen')
+const { IFlowProvider } = require('../iflow')
 const { EnhancedPipelineScheduler } = require('../schedulers')
 const { PipelineError, ValidationError, NoAvailablePipelineError, callNative } = require('../errors')
 const { plainObject } = require('../scheduler-host')
@@ -16,6 +18,33 @@ const { STRATEGIES } = require('./balancer')
 
 /** Provider types served by the built-in OpenAI-compatible provider. */
 const OPENAI_TYPES = ['openai', 'openai-compatible', 'lmstudio', 'vllm', 'ollama', 'deepseek', 'dashscope', 'openrouter']
+
+/** The provider config a pipeline spec implies (one key, one model, the provider's own options). */
+function providerConfigOf(spec, apiKey) {
+  const pc = spec.providerConfig || {}
+  return {
+    name: spec.pipelineId,
+    endpoint: spec.endpoint,
+    ...(apiKey ? { apiKey } : {}),
+    defaultModel: spec.targetModel,
+    supportedModels: [spec.targetModel],
+    ...(pc.headers ? { headers: pc.headers } : {}),
+    ...(pc.timeouts ? { timeouts: pc.timeouts } : {}),
+  }
+}
+
+/** Built-in providers by `type`: OpenAI-compatible ones, Qwen (DashScope key or OAuth) and iFlow. */
+function builtInProvider(spec, apiKey) {
+  const config = providerConfigOf(spec, apiKey)
+  const pc = spec.providerConfig || {}
+  if (OPENAI_TYPES.includes(spec.type)) return new OpenAICompatibleProvider(config)
+  if (spec.type === 'qwen') return new QwenProvider({ ...config, ...(pc.oauth ? { oauth: pc.oauth } : {}), ...(pc.tokenStoragePath ? { tokenStoragePath: pc.tokenStoragePath } : {}) })
+  if (spec.type === 'iflow') return new IFlowProvider({ ...config, ...(pc.credentialsPath ? { credentialsPath: pc.credentialsPath } : {}), ...(pc.oauth ? { oauth: pc.oauth } : {}), ...(apiKey ? {} : { authMode: pc.authMode }) })
+  throw new ValidationError(
+    `providers.${spec.provider}.type '${spec.type}' has no built-in provider (built in: ${[...OPENAI_TYPES, 'qwen', 'iflow'].join(', ')}); pass options.providerFactory`,
+    { field: `providers.${spec.provider}.type` },
+  )
+}
 
 const MANAGER_DEFAULTS = {
   fallback: undefined,
@@ -98,26 +127,7 @@ class PipelineManager {
       if (!source) throw new ValidationError(`pipeline ${spec.pipelineId} needs its API key: pass the routing config to initializeFromRoutingTable(table, config)`, { field: 'config' })
       apiKey = callNative(() => native.routingApiKey(JSON.stringify(source), spec.provider, spec.apiKeyIndex)) ?? undefined
     }
-    let provider
-    if (this.options.providerFactory) {
-      provider = this.options.providerFactory({ ...spec }, apiKey)
-    } else if (OPENAI_TYPES.includes(spec.type)) {
-      const pc = spec.providerConfig || {}
-      provider = new OpenAICompatibleProvider({
-        name: spec.pipelineId,
-        endpoint: spec.endpoint,
-        apiKey,
-        defaultModel: spec.targetModel,
-        supportedModels: [spec.targetModel],
-        ...(pc.headers ? { headers: pc.headers } : {}),
-        ...(pc.timeouts ? { timeouts: pc.timeouts } : {}),
-      })
-    } else {
-      throw new ValidationError(
-        `providers.${spec.provider}.type '${spec.type}' has no built-in provider (built in: ${OPENAI_TYPES.join(', ')}); pass options.providerFactory`,
-        { field: `providers.${spec.provider}.type` },
-      )
-    }
+    const provider = this.options.providerFactory ? this.options.providerFactory({ ...spec }, apiKey) : builtInProvider(spec, apiKey)
     const protocol = spec.providerConfig && spec.providerConfig.protocol
     return new RoutePipeline(spec, {
       llmswitch: new LLMSwitchLayer(protocol),

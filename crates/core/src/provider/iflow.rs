@@ -17,7 +17,7 @@ use super::openai::OpenAICompatibleProvider;
 use super::vendor::{Authorization, Credentials, Quirks};
 use crate::compat::iflow::{self, IFlowSession, IFLOW_API_BASE};
 use crate::error::{Error, Result};
-use crate::model::ChatRequest;
+use crate::model::{ChatChunk, ChatRequest};
 use crate::schedule::BoxFuture;
 use crate::validate::{invalid, Fields};
 
@@ -235,6 +235,8 @@ impl Quirks for IFlowQuirks {
     }
     fn business_error(&self, body: &Value) -> Option<Error> {
         iflow::business_error(body)
+    }    fn stream_failure(&self, chunk: &ChatChunk) -> Option<Error> {
+        iflow::stream_finish_error(chunk)
     }
 }
 
@@ -242,6 +244,8 @@ pub struct IFlowProvider {
     pub transport: OpenAICompatibleProvider,
     pub mode: IFlowAuthMode,
     pub store: TokenStore,
+    /// Whether the config gave the API key (else it comes from the credentials file or OAuth).
+    pub has_configured_key: bool,
     /// OAuth mode: the tokens, and the flow that signs in.
     pub oauth: Option<(OAuthCredentialSource, Arc<AuthCodeFlow>)>,
     /// A sign-in started by `begin_login` and not yet finished.
@@ -250,6 +254,7 @@ pub struct IFlowProvider {
 
 impl IFlowProvider {
     pub fn new(config: IFlowConfig, events: Option<AuthEventSink>) -> Result<Self> {
+        let has_configured_key = config.api_key.is_some();
         let (key, oauth) = match (config.mode, config.api_key) {
             (IFlowAuthMode::ApiKey, Some(k)) => (KeySource::Configured(k), None),
             (IFlowAuthMode::ApiKey, None) => (KeySource::File(config.store.clone()), None),
@@ -261,7 +266,7 @@ impl IFlowProvider {
         };
         let signer: Arc<dyn Credentials> = Arc::new(IFlowSigner { session: IFlowSession::new(), key: Arc::new(key) });
         let transport = OpenAICompatibleProvider::for_vendor(config.provider, Some(signer), Some(Arc::new(IFlowQuirks)))?;
-        Ok(IFlowProvider { transport, mode: config.mode, store: config.store, oauth, pending: Mutex::new(None) })
+        Ok(IFlowProvider { transport, mode: config.mode, store: config.store, has_configured_key, oauth, pending: Mutex::new(None) })
     }
 
     fn flow(&self) -> Result<&(OAuthCredentialSource, Arc<AuthCodeFlow>)> {
@@ -289,7 +294,11 @@ impl IFlowProvider {
             .ok_or_else(|| Error::validation("authorization", "no sign-in in progress: call startAuthorization() first"))?;
         let redirect = pending.redirect_uri().to_string();
         let code = pending.wait(timeout, cancel).await?;
-        let tokens = tokens_from_cli_json(&flow.login(&code, &redirect).await?)?;
+        let mut tokens = tokens_from_cli_json(&flow.login(&code, &redirect).await?)?;
+        // The file is shared with the iFlow CLI: keep the fields it wrote that we do not know.
+        if let Ok(Some(previous)) = self.store.load() {
+            tokens.carry_over_from(&previous);
+        }
         source.set_tokens(tokens.clone()).await?;
         Ok(tokens)
     }

@@ -16,7 +16,7 @@ use super::openai::OpenAICompatibleProvider;
 use super::vendor::{Authorization, Credentials, Quirks};
 use crate::compat::qwen::{self, QwenClientInfo, QwenMode, QwenRequestOptions, DEFAULT_DASHSCOPE_BASE_URL};
 use crate::error::{Error, Result};
-use crate::model::ChatRequest;
+use crate::model::{ChatChunk, ChatRequest};
 use crate::schedule::BoxFuture;
 use crate::validate::{invalid, Fields};
 
@@ -176,6 +176,8 @@ impl Quirks for QwenQuirks {
     }
     fn is_credential_rejection(&self, status: u16, body: &[u8]) -> bool {
         qwen::is_token_rejection(status, body)
+    }    fn stream_failure(&self, chunk: &ChatChunk) -> Option<Error> {
+        qwen::stream_finish_error(chunk)
     }
 }
 

@@ -252,6 +252,15 @@ async fn produce_once(
                 Step::Skip => {}
                 Step::Chunk(chunk) => {
                     acc.push(&chunk);
+                    if let Some(e) = inner.quirks.as_ref().and_then(|q| q.stream_failure(&chunk)) {
+                        return Err(match e {
+                            Error::Stream { message, .. } => stream_error(&acc, message),
+                            // Nothing reached the caller yet: the vendor's own error (a rate
+                            // limit stays retryable elsewhere).
+                            other if !*emitted => other,
+                            other => stream_error(&acc, other.to_string()),
+                        });
+                    }
                     if let Some(reason) = vendor_failure(&chunk) {
                         return Err(stream_error(&acc, reason));
                     }

@@ -9,7 +9,7 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::model::ChatRequest;
+use crate::model::{ChatChunk, ChatRequest};
 use crate::schedule::BoxFuture;
 
 /// What authorizes one HTTP request.
@@ -51,6 +51,12 @@ pub trait Quirks: Send + Sync {
 
     /// An error carried in a successful (HTTP 200) body, such as iFlow's `{status, msg}`.
     fn business_error(&self, _body: &Value) -> Option<Error> {
+        None
+    }
+
+    /// A failure reported inside a stream chunk (a vendor finish reason such as
+    /// `network_error` or `error_finish`); `None` leaves it to the generic check.
+    fn stream_failure(&self, _chunk: &ChatChunk) -> Option<Error> {
         None
     }
 }

@@ -192,6 +192,11 @@ impl OAuthCredentialSource {
     /// The state of the credentials, read from the store when none is in memory yet. No
     /// network.
     pub async fn status(&self) -> Result<AuthStatus> {
+        self.status_now()
+    }
+
+    /// [`status`](Self::status) without a runtime: it reads memory or the (small) file only.
+    pub fn status_now(&self) -> Result<AuthStatus> {
         let tokens = match self.inner.cached() {
             Some(t) => Some(t),
             None => self.inner.store.load()?.map(Arc::new),
