@@ -142,6 +142,20 @@ describe('QwenProvider', () => {
     expect(await qwen.listModels()).toEqual(expect.arrayContaining(['qwen3-coder-plus']))
   })
 
+  it('streams tool calls by index (continuations with id ""), reasoning_content and the usage chunk', async () => {
+    const qwen = new QwenProvider({ name: 'dashscope', apiKey: 'sk-dashscope-test-1234', endpoint: mock.dashscopeBase, headers: { 'x-mock-scenario': 'tools,reasoning' } })
+    const chunks = await collect(qwen.streamChat({ model: 'qwen-plus', messages: [{ role: 'user', content: 'weather?' }], tools: [{ type: 'function', function: { name: 'get_weather', parameters: {} } }] }))
+    const reasoning = chunks.map((c) => c.choices[0]?.delta?.reasoning_content ?? '').join('')
+    expect(reasoning).toBe('Let me think about that.')
+    const calls = chunks.flatMap((c) => c.choices[0]?.delta?.tool_calls ?? [])
+    expect(calls[0]).toMatchObject({ index: 0, function: { name: 'get_weather' } })
+    expect(calls[0].id).toMatch(/^call_/)
+    expect(calls.slice(1).every((t) => t.id === '' && t.index === 0)).toBe(true)
+    expect(calls.map((t) => t.function?.arguments ?? '').join('')).toBe('{"location": "Hangzhou"}')
+    expect(chunks.some((c) => c.choices[0]?.finish_reason === 'tool_calls')).toBe(true)
+    expect(chunks.at(-1)!.usage).toBeDefined()
+  })
+
   it('maps quota and throttling answers to RateLimitError and bad parameters to ProviderError', async () => {
     const qwen = new QwenProvider({ name: 'dashscope', apiKey: 'sk-dashscope-test-1234', endpoint: mock.dashscopeBase })
     const withScenario = (s: string) => new QwenProvider({ name: 'dashscope', apiKey: 'sk-dashscope-test-1234', endpoint: mock.dashscopeBase, headers: { 'x-mock-scenario': s } })
