@@ -998,6 +998,11 @@ export interface EnhancedSchedulerConfig {
   maxQueueSize?: number
   /** ms between provider health checks; none when unset. */
   healthCheckInterval?: number
+  /**
+   * The protocol callers speak (default `'openai-chat'`): requests in it are converted to OpenAI
+   * Chat for the providers, answers and stream events back into it.
+   */
+  protocol?: Protocol
 }
 
 /** The original framework's scheduler config (flat breaker fields, `retryStrategy`). */
@@ -1031,12 +1036,16 @@ export interface SchedulerOptions {
   metadata?: Record<string, unknown>
   healthCheck?: boolean
   circuitBreaker?: boolean
+  /** This request's protocol (overrides the scheduler's `protocol`). */
+  protocol?: Protocol
 }
 
 export interface ScheduleOptions {
   signal?: AbortSignal
   /** Overrides retry.maxRetries for this request. */
   retries?: number
+  /** This request's protocol (overrides the scheduler's `protocol`). */
+  protocol?: Protocol
 }
 
 export interface RegisterProviderOptions {
@@ -1775,10 +1784,13 @@ export function loadRoutingTable(path: string): RoutingTable
 
 /** Layer 1, protocol conversion (the built-in one passes OpenAI Chat through). */
 export interface RouteLLMSwitchLayer {
-  convertRequest(request: OpenAIChatRequestData): any
-  convertResponse(response: any): any
-  convertChunk(chunk: any): any
-  protocol?: string
+  /** The caller's request → OpenAI Chat. */
+  convertRequest(request: any): OpenAIChatRequestData
+  /** OpenAI Chat answer → the caller's protocol. */
+  convertResponse(response: OpenAIChatResponseData): any
+  /** Chat chunks → the caller's stream events (one call per stream). */
+  convertStream(chunks: AsyncIterable<ChatCompletionChunk>): AsyncIterable<any>
+  protocol?: Protocol
 }
 
 /** Layer 2, streaming control. */
@@ -1850,6 +1862,8 @@ export class RoutePipeline {
 }
 
 export interface PipelineManagerOptions {
+  /** The protocol callers speak (default `'openai-chat'`): the llmswitch layer converts requests to OpenAI Chat and answers back. */
+  protocol?: Protocol
   /** Overrides the table's `fallback`. */
   fallback?: RoutingFallback
   /** Builds the provider of a pipeline (needed for types without a built-in provider). */
@@ -1924,6 +1938,102 @@ export class PipelineDebugSystem {
   recordLivePipelines(): string
   /** Throws PipelineError (`PIPELINE_VALIDATION_FAILED`) naming the expected pipelines that are not live. */
   validateAgainstConfig(table: RoutingTable): { expected: number; actual: number }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workflow and protocol conversion (LLMSwitch)
+
+/** The wire protocols LLMSwitch converts between (always through OpenAI Chat). */
+export type Protocol = 'openai-chat' | 'openai-responses' | 'anthropic' | 'gemini'
+export const PROTOCOLS: readonly Protocol[]
+
+/** A request of protocol `from` in protocol `to` (ValidationError naming the JSON path when it cannot convert). */
+export function convertRequest(body: Record<string, any>, from: Protocol, to: Protocol): Record<string, any>
+/** A response of protocol `from` in protocol `to`. */
+export function convertResponse(body: Record<string, any>, from: Protocol, to: Protocol): Record<string, any>
+/** A stream of `from` events (chat chunks, Responses events, Anthropic events, Gemini fragments) as `to` events, one at a time. */
+export function convertStream(events: AsyncIterable<Record<string, any>> | Iterable<Record<string, any>>, from: Protocol, to: Protocol): AsyncGenerator<Record<string, any>, void, unknown>
+/** The error body a client of `protocol` expects for `error` (Anthropic `{type:'error', error}`, Gemini `{error:{code,status}}`, ...). */
+export function protocolErrorBody(error: Error, protocol: Protocol): Record<string, any>
+/** A chat.completion as the chunk stream that carries it. */
+export function responseToStream(response: OpenAIChatResponseData, options?: { chunkSize?: number; includeUsage?: boolean }): ChatCompletionChunk[]
+/** Chunks rebuilt into one chat.completion (content, reasoning, tool calls by index, finish_reason and usage merged). */
+export function streamToResponse(chunks: ChatCompletionChunk[]): OpenAIChatResponseData
+
+export interface ToolCallParseResult {
+  /** The slot the fragment went to (a colliding id moves a call to a free index). */
+  actualIndex?: number | null
+  complete: boolean
+  value?: any
+  error?: string | null
+  repaired: boolean
+}
+
+export interface CompletedToolCall {
+  id: string | null
+  name: string | null
+  /** Parsed arguments (incomplete JSON repaired; `{}` when unrecoverable, with `error`). */
+  args: any
+  index: number
+  /** The argument text as sent (repaired when `repaired`). */
+  arguments: string
+  repaired: boolean
+  error?: string | null
+}
+
+/** qwen-code's streaming tool-call parser: fragments by index, `''` ids continue, JSON depth/string/escape tracked. */
+export class StreamingToolCallParser {
+  constructor()
+  addChunk(index: number, chunk: string, id?: string | null, name?: string | null): ToolCallParseResult
+  getCompletedToolCalls(): CompletedToolCall[]
+  reset(): void
+}
+
+export interface StreamingControlConfig {
+  /** Default true. */
+  streamingToNonStreaming?: boolean
+  /** Default false. */
+  nonStreamingToStreaming?: boolean
+  bufferSize?: number
+  /** Characters per content chunk when a response is turned into a stream. */
+  chunkSize?: number
+  timeout?: number
+  /** Keep `stream_options` to answer the caller with (usage chunk). Default true. */
+  preserveStreamOptions?: boolean
+}
+
+/** Stream ⇄ non-stream control (both directions). */
+export class StreamingControlWorkflow {
+  constructor(definition?: { type?: string; config?: StreamingControlConfig } | StreamingControlConfig, dependencies?: unknown)
+  readonly type: 'streaming-control'
+  initialize(): Promise<void>
+  /** `stream: true` → `stream: false` with `_originalStream` (and the reverse when `nonStreamingToStreaming`). */
+  processIncoming<T extends Record<string, any>>(request: T): Promise<T & { stream: boolean; _originalStream?: boolean }>
+  /** The upstream's answer (a chat.completion or chunk array) in the shape the caller of `processedRequest` asked for. */
+  processOutgoing(response: OpenAIChatResponseData | ChatCompletionChunk[], processedRequest?: Record<string, any>): Promise<OpenAIChatResponseData | ChatCompletionChunk[]>
+  getStatus(): Record<string, any>
+}
+
+export interface ResponsesStreamingConfig {
+  enableEventProcessing?: boolean
+  rebuildCompleteResponse?: boolean
+  eventTimeout?: number
+  /** Events one rebuild may hold; more is a StreamError (never silent dropping). Default 1000. */
+  maxEventBufferSize?: number
+  preserveEventOrder?: boolean
+  enableMetrics?: boolean
+}
+
+/** Rebuilds a complete Responses object from Responses SSE events. */
+export class ResponsesStreamingWorkflow {
+  constructor(definition?: { type?: string; config?: ResponsesStreamingConfig } | ResponsesStreamingConfig, dependencies?: unknown)
+  readonly type: 'responses-streaming-workflow'
+  initialize(): Promise<void>
+  /** A `{_protocol:'responses', _hasStreamingEvents:true, streamingEvents}` request → the rebuilt response; anything else unchanged. */
+  processIncoming(request: Record<string, any>): Promise<any>
+  /** Events (objects, or SSE text) → the complete Responses object. */
+  rebuild(events: Record<string, any>[] | string): Record<string, any>
+  getStatus(): Record<string, any>
 }
 
 export const version: string

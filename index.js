@@ -13,6 +13,8 @@ const openai = require('./lib/openai-interface')
 const { PipelineFactory } = require('./lib/factory')
 const tracking = require('./lib/tracker')
 const routing = require('./lib/routing/index.js')
+const llmswitch = require('./lib/llmswitch')
+const workflow = require('./lib/workflow')
 const { VirtualModelSchedulerManager } = require('./lib/virtual-models')
 const { version } = require('./package.json')
 
@@ -59,6 +61,16 @@ module.exports = {
   LoadBalancer: routing.LoadBalancer,
   PipelineDebugSystem: routing.PipelineDebugSystem,
   RoutePipeline: routing.RoutePipeline,
+  StreamingControlWorkflow: workflow.StreamingControlWorkflow,
+  ResponsesStreamingWorkflow: workflow.ResponsesStreamingWorkflow,
+  StreamingToolCallParser: workflow.StreamingToolCallParser,
+  convertRequest: llmswitch.convertRequest,
+  convertResponse: llmswitch.convertResponse,
+  convertStream: llmswitch.convertStream,
+  protocolErrorBody: llmswitch.errorBody,
+  responseToStream: llmswitch.responseToStream,
+  streamToResponse: llmswitch.streamToResponse,
+  PROTOCOLS: llmswitch.PROTOCOLS,
   version,
   name: 'rcc-pipeline',
 }

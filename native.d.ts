@@ -108,6 +108,13 @@ export declare class NativeQwenProvider {
   clearTokens(): NativeCall
 }
 
+export declare class NativeResponsesRebuilder {
+  constructor(configJson: string)
+  push(eventJson: string): void
+  /** The complete Responses object. */
+  finish(): string
+}
+
 export declare class NativeScheduler {
   constructor(configJson: string, onEvent: EventCallback)
   /** Bit `1 << k` for each event kind with listeners, in `EventKind` order. */
@@ -137,6 +144,31 @@ export declare class NativeScheduler {
   /** Runs one round of provider health checks now. */
   checkHealth(): Promise<void>
   destroy(): void
+}
+
+/** Converts a stream event by event. */
+export declare class NativeStreamConverter {
+  constructor(from: string, to: string)
+  /** One event in; a JSON array of events out. */
+  push(eventJson: string): string
+  /** The closing events. */
+  finish(): string
+}
+
+export declare class NativeStreamingControl {
+  constructor(configJson: string)
+  /** `{request, original}`: the request to send, and what the caller asked for. */
+  processIncoming(requestJson: string): string
+  /** The answer in the shape the caller asked for (`original` from `processIncoming`). */
+  processOutgoing(responseJson: string, originalJson: string): string
+  status(): string
+}
+
+export declare class NativeToolCallParser {
+  constructor()
+  addChunk(index: number, chunk: string, id?: string | undefined | null, name?: string | undefined | null): string
+  getCompletedToolCalls(): string
+  reset(): void
 }
 
 export declare class NativeTracker {
@@ -182,8 +214,27 @@ export declare function buildRoutingTable(configJson: string): string
 /** Reads a routing config file and expands it. */
 export declare function buildRoutingTableFromFile(path: string): string
 
+export declare function convertRequest(bodyJson: string, from: string, to: string): string
+
+export declare function convertResponse(bodyJson: string, from: string, to: string): string
+
+/** `Original` as a request body marks it (for callers that kept only the body). */
+export declare function originalFromRequest(requestJson: string): string
+
+/** Responses SSE text → its events. */
+export declare function parseResponsesSse(sse: string): string
+
+/** The error body a client of `protocol` expects, from a JS error's `{code, message, status, retryAfterMs}`. */
+export declare function protocolErrorBody(payloadJson: string, protocolName: string): string
+
+/** A chat.completion as its chunk stream; options `{chunkSize?, includeUsage?}`. */
+export declare function responseToStream(responseJson: string, optionsJson?: string | undefined | null): string
+
 /** The API key of `provider` at `index` in a routing config (JSON text), if any. */
 export declare function routingApiKey(configJson: string, provider: string, index: number): string | null
 
 /** Starts a mock upstream on 127.0.0.1. Options (JSON): `{port?, apiKeys?, models?}`. */
 export declare function startMockUpstream(optionsJson?: string | undefined | null): Promise<MockUpstream>
+
+/** A chunk stream rebuilt into one chat.completion. */
+export declare function streamToResponse(chunksJson: string): string

@@ -203,6 +203,21 @@ describe('routing table (RCC v4)', () => {
     manager.destroy()
   })
 
+  it('serves Anthropic-format callers through the llmswitch layer, managed and manual, streamed and not', async () => {
+    const manager = new PipelineManager({ protocol: 'anthropic' })
+    await manager.initializeFromRoutingTable(buildRoutingTable(seedConfig()))
+    const claudeStyle = { model: 'default', max_tokens: 64, system: 'Be brief.', messages: [{ role: 'user', content: 'hi claude' }] }
+    const answer = await manager.execute('default', claudeStyle as never)
+    expect(answer).toMatchObject({ type: 'message', content: [{ type: 'text', text: 'Hello from the mock upstream! You said: hi claude' }] })
+    expect(mock.requests()[0].body).toMatchObject({ model: 'llama-3.1-8b', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hi claude' }] })
+    const pipeline = manager.getPipeline('lmstudio-llama-3.1-8b-0')!
+    expect(await pipeline.execute(claudeStyle as never)).toMatchObject({ type: 'message', stop_reason: 'end_turn' })
+    const events = (await collect(pipeline.executeStreaming({ ...claudeStyle, stream: true } as never))) as unknown as Array<{ type: string }>
+    expect(events[0].type).toBe('message_start')
+    expect(events.at(-1)!.type).toBe('message_stop')
+    manager.destroy()
+  })
+
   it('rejects bad configs naming the JSON path, and unknown routes by name', async () => {
     expect(() => buildRoutingTable({ providers: { lmstudio: { apiKeys: ['ok', 3 as never], endpoint: mock.openaiBase } }, routing: { default: [{ provider: 'lmstudio', model: 'm' }] } })).toThrow(
       /providers\.lmstudio\.apiKeys\[1\] must be a non-empty string/,

@@ -8,6 +8,7 @@ const native = require('../native.js')
 const { fromNative, ValidationError } = require('./errors')
 const { runNativeCall, iterateNativeStream } = require('./native-calls')
 const { providerBridge, strategyBridge } = require('./bridge')
+const { checkProtocol } = require('./llmswitch')
 const { nativeHandleOf } = require('./providers')
 
 /** Same order as `EventKind` in crates/core/src/schedule/events.rs. */
@@ -56,6 +57,7 @@ class SchedulerHost extends EventEmitter {
   /** `config` is the user-facing config; `nativeConfigOf(config)` (overridable) is what Rust reads. */
   constructor(config) {
     super()
+    if (config && config.protocol !== undefined) checkProtocol(config.protocol, 'protocol')
     const nativeConfig = this.nativeConfigOf(config)
     const self = new WeakRef(this) // the native side must not keep this object alive
     const onEvent = (name, payload) => {
@@ -168,14 +170,26 @@ class SchedulerHost extends EventEmitter {
 
   /** Resolves with the envelope `{requestId, pipelineId, targetId, attempts, queueTime, duration, response}`. */
   _chat(request, callOptions, signal) {
-    return runNativeCall(() => this[HOST].chat(JSON.stringify(request), JSON.stringify(callOptions)), signal)
+    const opts = this._withProtocol(callOptions)
+    return runNativeCall(() => this[HOST].chat(JSON.stringify(request), JSON.stringify(opts)), signal)
+  }
+
+  /**
+   * The protocol the caller speaks (`options.protocol`, else the config's `protocol`, else
+   * OpenAI Chat): requests are converted to chat on the way in, answers and stream events back.
+   */
+  _withProtocol(callOptions) {
+    const protocol = callOptions.protocol || this.config.protocol
+    if (protocol === undefined || protocol === 'openai-chat') return callOptions
+    checkProtocol(protocol, 'protocol')
+    return { ...callOptions, protocol }
   }
 
   /** Chunks of a scheduled stream; `onRoute` is told which pipeline/target serves it. */
   _stream(request, callOptions, signal) {
     let stream
     const start = () => {
-      stream = this[HOST].streamChat(JSON.stringify(request), JSON.stringify(callOptions))
+      stream = this[HOST].streamChat(JSON.stringify(request), JSON.stringify(this._withProtocol(callOptions)))
       return stream
     }
     const chunks = iterateNativeStream(start, signal)

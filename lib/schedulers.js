@@ -24,7 +24,7 @@ function requireConfigObject(config, what) {
 
 /** The per-call options the engine reads, from any of the accepted spellings. */
 function callOptions(o, requestId) {
-  return { requestId: requestId || contextRequestId(o), priority: o.priority, timeout: o.timeout, retries: o.retries }
+  return { requestId: requestId || contextRequestId(o), priority: o.priority, timeout: o.timeout, retries: o.retries, protocol: o.protocol }
 }
 
 class EnhancedPipelineScheduler extends SchedulerHost {

@@ -12,5 +12,6 @@ mod provider;
 mod routing;
 mod scheduler;
 mod stream;
+mod switch;
 mod tracker;
 mod vendors;

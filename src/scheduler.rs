@@ -8,6 +8,7 @@ use napi::bindgen_prelude::{within_runtime_if_available, FnArgs};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
 use napi::Status;
 use napi_derive::napi;
+use rcc_core::llmswitch::{self, Protocol};
 use rcc_core::model::ChatRequest;
 use rcc_core::schedule::{EventKind, EventSink, MemberOptions, RequestOptions, Scheduler, SchedulerConfig};
 use serde_json::Value;
@@ -130,14 +131,14 @@ impl NativeScheduler {
     #[napi]
     pub fn chat(&self, request_json: String, options_json: Option<String>) -> napi::Result<NativeCall> {
         let token = self.inner.request_token();
-        let opts = request_options(options_json, token.clone())?;
-        let req = ChatRequest::from_json(&request_json).map_err(|e| to_napi(e, None))?;
+        let (opts, protocol) = request_options(options_json, token.clone())?;
+        let req = chat_request(&request_json, protocol)?;
         let id = opts.request_id.clone();
         // Admitted here, on the JS thread, so that FIFO follows the order of the JS calls.
         let scheduled = self.inner.chat(req, opts);
         let work = async move {
             match scheduled.await {
-                Ok(done) => done.to_json(&id).map_err(|e| to_napi(e, None)),
+                Ok(done) => envelope_in(done.to_json(&id).map_err(|e| to_napi(e, None))?, protocol),
                 Err(f) => Err(payload_error(f.to_payload(&id))),
             }
         };
@@ -147,12 +148,12 @@ impl NativeScheduler {
     #[napi]
     pub fn stream_chat(&self, request_json: String, options_json: Option<String>) -> napi::Result<NativeChunkStream> {
         let token = self.inner.request_token();
-        let opts = request_options(options_json, token)?;
-        let req = ChatRequest::from_json(&request_json).map_err(|e| to_napi(e, None))?;
+        let (opts, protocol) = request_options(options_json, token)?;
+        let req = chat_request(&request_json, protocol)?;
         let id = opts.request_id.clone();
         let stream = within_runtime_if_available(|| self.inner.stream(req, opts));
         let route = stream.route_slot();
-        Ok(NativeChunkStream::new(
+        Ok(NativeChunkStream::encoded(
             stream,
             Arc::new(move |e| {
                 let mut p = e.to_payload();
@@ -162,6 +163,7 @@ impl NativeScheduler {
                 }
                 payload_error(p)
             }),
+            llmswitch::encoder(protocol),
         ))
     }
 
@@ -194,10 +196,36 @@ impl NativeScheduler {
     }
 }
 
-fn request_options(options_json: Option<String>, token: tokio_util::sync::CancellationToken) -> napi::Result<RequestOptions> {
+/// The engine's options, and the protocol the caller speaks (`options.protocol`, OpenAI Chat by default).
+fn request_options(options_json: Option<String>, token: tokio_util::sync::CancellationToken) -> napi::Result<(RequestOptions, Protocol)> {
     let v = match options_json {
         Some(t) => parse_json(&t, "options")?,
         None => Value::Null,
     };
-    RequestOptions::from_json(&v, token).map_err(|e| to_napi(e, None))
+    let protocol = match v.get("protocol").and_then(Value::as_str) {
+        Some(p) => Protocol::parse(p).map_err(|e| to_napi(e, None))?,
+        None => Protocol::OpenAIChat,
+    };
+    Ok((RequestOptions::from_json(&v, token).map_err(|e| to_napi(e, None))?, protocol))
+}
+
+/// The request as the engine's chat request, converted from the caller's protocol.
+fn chat_request(request_json: &str, protocol: Protocol) -> napi::Result<ChatRequest> {
+    if protocol == Protocol::OpenAIChat {
+        return ChatRequest::from_json(request_json).map_err(|e| to_napi(e, None));
+    }
+    let body = parse_json(request_json, "request")?;
+    let chat = llmswitch::convert_request(&body, protocol, Protocol::OpenAIChat).map_err(|e| to_napi(e, None))?;
+    ChatRequest::from_json(&chat.to_string()).map_err(|e| to_napi(e, None))
+}
+
+/// The result envelope with its `response` in the caller's protocol.
+fn envelope_in(envelope: String, protocol: Protocol) -> napi::Result<String> {
+    if protocol == Protocol::OpenAIChat {
+        return Ok(envelope);
+    }
+    let mut env: Value = parse_json(&envelope, "envelope")?;
+    let converted = llmswitch::convert_response(&env["response"], Protocol::OpenAIChat, protocol).map_err(|e| to_napi(e, None))?;
+    env["response"] = converted;
+    Ok(env.to_string())
 }

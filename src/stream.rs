@@ -7,6 +7,8 @@ use std::sync::{Arc, OnceLock};
 
 use napi::bindgen_prelude::AsyncGenerator;
 use napi_derive::napi;
+use rcc_core::llmswitch::StreamEncoder;
+use rcc_core::model::ChatChunk;
 use rcc_core::provider::{ChunkStream, Route};
 use rcc_core::Error;
 use tokio::sync::Mutex;
@@ -22,6 +24,40 @@ struct State {
     /// An error met while filling a batch, delivered by the following `next()`.
     pending_error: Option<Error>,
     finished: bool,
+    /// Set when the caller speaks another protocol: chunks become its stream events.
+    encoder: Option<Box<dyn StreamEncoder>>,
+}
+
+impl State {
+    /// Appends one chunk to the batch — as itself, or as the caller's protocol events.
+    fn push(&mut self, batch: &mut String, chunk: &ChatChunk) -> Result<(), Error> {
+        match &mut self.encoder {
+            None => push_item(batch, chunk),
+            Some(enc) => {
+                let value = serde_json::to_value(chunk).map_err(|e| Error::Internal { message: e.to_string() })?;
+                for event in enc.push(&value)? {
+                    push_item(batch, &event);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The encoder's closing events (`message_stop`, `response.completed`, ...), as a batch.
+    fn closing_batch(&mut self) -> Result<Option<String>, Error> {
+        let Some(enc) = self.encoder.as_mut() else { return Ok(None) };
+        let events = enc.finish()?;
+        self.encoder = None;
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let mut batch = String::from("[");
+        for e in &events {
+            push_item(&mut batch, e);
+        }
+        batch.push(']');
+        Ok(Some(batch))
+    }
 }
 
 /// Turns a core error into the JS error, adding what the stream is about (provider name,
@@ -38,10 +74,15 @@ pub struct NativeChunkStream {
 
 impl NativeChunkStream {
     pub fn new(stream: ChunkStream, map_error: ErrorMapper) -> Self {
+        Self::encoded(stream, map_error, None)
+    }
+
+    /// A stream whose chunks are handed over as another protocol's events.
+    pub fn encoded(stream: ChunkStream, map_error: ErrorMapper, encoder: Option<Box<dyn StreamEncoder>>) -> Self {
         let cancel = stream.cancel_token();
         let route = stream.route_slot();
         NativeChunkStream {
-            state: Arc::new(Mutex::new(State { stream, pending_error: None, finished: false })),
+            state: Arc::new(Mutex::new(State { stream, pending_error: None, finished: false, encoder })),
             cancel,
             route,
             map_error,
@@ -74,7 +115,7 @@ impl AsyncGenerator for NativeChunkStream {
             let first = match st.stream.next().await {
                 None => {
                     st.finished = true;
-                    return Ok(None);
+                    return st.closing_batch().map_err(|e| map_error(e));
                 }
                 Some(Err(e)) => {
                     st.finished = true;
@@ -84,12 +125,17 @@ impl AsyncGenerator for NativeChunkStream {
             };
             let mut batch = String::with_capacity(512);
             batch.push('[');
-            push_json(&mut batch, &first);
+            if let Err(e) = st.push(&mut batch, &first) {
+                st.finished = true;
+                return Err(map_error(e));
+            }
             for _ in 1..MAX_BATCH {
                 match st.stream.try_next() {
                     Some(Ok(c)) => {
-                        batch.push(',');
-                        push_json(&mut batch, &c);
+                        if let Err(e) = st.push(&mut batch, &c) {
+                            st.pending_error = Some(e);
+                            break;
+                        }
                     }
                     Some(Err(e)) => {
                         st.pending_error = Some(e);
@@ -99,6 +145,8 @@ impl AsyncGenerator for NativeChunkStream {
                 }
             }
             batch.push(']');
+            // An encoder may turn chunks into no event yet (a buffered tool call): then the
+            // batch is `[]` and JS simply asks again.
             Ok(Some(batch))
         }
     }
@@ -109,9 +157,13 @@ impl AsyncGenerator for NativeChunkStream {
     }
 }
 
-fn push_json(out: &mut String, chunk: &rcc_core::model::ChatChunk) {
-    // Serialising our own model types cannot fail (string keys, finite numbers).
-    if let Ok(s) = serde_json::to_string(chunk) {
+/// Appends one JSON item to a batch under construction (`[` already written).
+fn push_item<T: serde::Serialize>(out: &mut String, item: &T) {
+    // Serialising our own model types and JSON values cannot fail (string keys, finite numbers).
+    if let Ok(s) = serde_json::to_string(item) {
+        if !out.ends_with('[') {
+            out.push(',');
+        }
         out.push_str(&s);
     }
 }

@@ -2,21 +2,22 @@
 // A routing pipeline: four layers fixed at init (llmswitch → workflow → compatibility →
 // provider) and the handshake that checks they are wired.
 
-const { PipelineError, ValidationError } = require('../errors')
+const { PipelineError } = require('../errors')
+const { checkProtocol, convertRequest, convertResponse, convertStream } = require('../llmswitch')
 
 const LAYERS = ['llmswitch', 'workflow', 'compatibility', 'provider']
 
-/** Layer 1: protocol conversion. Requests and answers are OpenAI Chat here, so it passes through. */
+/** Layer 1: protocol conversion between the callers' protocol and the providers' OpenAI Chat. */
 class LLMSwitchLayer {
   constructor(protocol = 'openai-chat') {
-    if (protocol !== 'openai-chat') {
-      throw new ValidationError(`llmswitch protocol '${protocol}' is not supported; use 'openai-chat'`, { field: 'protocol' })
-    }
+    checkProtocol(protocol, 'protocol')
     this.protocol = protocol
   }
-  convertRequest(request) { return request }
-  convertResponse(response) { return response }
-  convertChunk(chunk) { return chunk }
+  get passThrough() { return this.protocol === 'openai-chat' }
+  convertRequest(request) { return this.passThrough ? request : convertRequest(request, this.protocol, 'openai-chat') }
+  convertResponse(response) { return this.passThrough ? response : convertResponse(response, 'openai-chat', this.protocol) }
+  /** Chat chunks → the caller's stream events (stateful: one call per stream). */
+  convertStream(chunks) { return this.passThrough ? chunks : convertStream(chunks, 'openai-chat', this.protocol) }
 }
 
 /** Layer 2: streaming control. Streams stay streams and non-streams stay non-streams. */
@@ -48,7 +49,7 @@ class RoutePipeline {
   /** Checks that every layer is present and exposes what the next one calls; then `runtime`. */
   handshake() {
     const need = {
-      llmswitch: ['convertRequest', 'convertResponse', 'convertChunk'],
+      llmswitch: ['convertRequest', 'convertResponse', 'convertStream'],
       workflow: ['processRequest', 'processResponse'],
       compatibility: ['mapRequest', 'mapResponse'],
       provider: ['chat', 'streamChat'],
@@ -90,9 +91,11 @@ class RoutePipeline {
   async *executeStreaming(request, options) {
     this._ready()
     const { llmswitch, compatibility, provider } = this.layers
-    for await (const chunk of provider.streamChat(this._inbound(request), options)) {
-      yield llmswitch.convertChunk(compatibility.mapResponse(chunk))
+    const inbound = this._inbound(request)
+    async function* chatChunks() {
+      for await (const chunk of provider.streamChat(inbound, options)) yield compatibility.mapResponse(chunk)
     }
+    yield* llmswitch.convertStream(chatChunks())
   }
 
   getDebugInfo() {

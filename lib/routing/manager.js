@@ -15,6 +15,7 @@ const { plainObject } = require('../scheduler-host')
 const { loadRoutingTable, SOURCE_CONFIG } = require('./table')
 const { LLMSwitchLayer, WorkflowLayer, CompatibilityLayer, RoutePipeline } = require('./layers')
 const { STRATEGIES } = require('./balancer')
+const { checkProtocol } = require('../llmswitch')
 
 /** Provider types served by the built-in OpenAI-compatible provider. */
 const OPENAI_TYPES = ['openai', 'openai-compatible', 'lmstudio', 'vllm', 'ollama', 'deepseek', 'dashscope', 'openrouter']
@@ -70,12 +71,14 @@ function validateManagerOptions(o) {
   if (o.loadBalancingStrategy !== undefined && !STRATEGIES.includes(o.loadBalancingStrategy)) fail('loadBalancingStrategy', `one of ${STRATEGIES.join(', ')}`)
   if (o.circuitBreaker !== undefined && !plainObject(o.circuitBreaker)) fail('circuitBreaker', 'an object')
   if (o.tracker !== undefined && !(o.tracker && o.tracker.nativeTracker)) fail('tracker', 'a PipelineTracker')
+  if (o.protocol !== undefined) checkProtocol(o.protocol, 'protocol')
 }
 
 class PipelineManager {
   /**
    * `options`: `{fallback?: 'none'|'next-pipeline', providerFactory?: (spec, apiKey) => provider,
-   * maxConcurrentRequests?, requestTimeout?, loadBalancingStrategy?, circuitBreaker?, tracker?}`.
+   * maxConcurrentRequests?, requestTimeout?, loadBalancingStrategy?, circuitBreaker?, tracker?,
+   * protocol?: the protocol callers speak (requests converted to OpenAI Chat and answers back)}`.
    */
   constructor(options = {}) {
     validateManagerOptions(options)
@@ -128,9 +131,8 @@ class PipelineManager {
       apiKey = callNative(() => native.routingApiKey(JSON.stringify(source), spec.provider, spec.apiKeyIndex)) ?? undefined
     }
     const provider = this.options.providerFactory ? this.options.providerFactory({ ...spec }, apiKey) : builtInProvider(spec, apiKey)
-    const protocol = spec.providerConfig && spec.providerConfig.protocol
     return new RoutePipeline(spec, {
-      llmswitch: new LLMSwitchLayer(protocol),
+      llmswitch: new LLMSwitchLayer(this.options.protocol),
       workflow: new WorkflowLayer(),
       compatibility: new CompatibilityLayer(spec.type, spec.targetModel),
       provider,
@@ -150,6 +152,7 @@ class PipelineManager {
         requestTimeout: o.requestTimeout,
         loadBalancingStrategy: o.loadBalancingStrategy,
         circuitBreaker: o.circuitBreaker,
+        protocol: o.protocol,
         // Zero fallback: one attempt. Fallback: each other pipeline of the route once, at once.
         retry: fallback ? { maxRetries: Math.max(0, entries.length - 1), baseDelay: 1, maxDelay: 1, jitter: false, failoverOnMemberErrors: true } : { maxRetries: 0 },
       },

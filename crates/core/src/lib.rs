@@ -3,6 +3,7 @@
 
 pub mod compat;
 pub mod error;
+pub mod llmswitch;
 pub mod model;
 pub mod provider;
 pub mod route;

@@ -1,18 +1,40 @@
-//! Rebuilds a `chat.completion` from stream chunks: per choice, content and reasoning are
-//! joined, tool-call fragments are joined by `index` (an empty-string id is a continuation),
-//! and `finish_reason`/usage are taken whenever they arrive.
+//! Rebuilds a `chat.completion` from stream chunks, per choice (`choices[].index`):
+//! * `role` from the first delta that has one (`assistant` otherwise);
+//! * `content` and `reasoning_content` joined; a field that only ever came as `null` stays
+//!   `null`; `content` that never came at all is `""`;
+//! * tool calls assembled with [`StreamingToolCallParser`] (index-keyed, empty-string id =
+//!   continuation, id collisions, replays): `arguments` is the exact concatenated text when it
+//!   is valid JSON, the repaired text when it was cut off (see [`ChunkAccumulator::warnings`]),
+//!   `{}` when it could not be repaired or was empty; calls are ordered by slot, carry `index`
+//!   and `type` (`function` when never sent); calls that never got a name are dropped (warned);
+//! * `finish_reason`: the first non-empty one per choice (a second finish chunk, as OpenRouter
+//!   sends, does not replace it); deltas that arrive after it are still joined (warned);
+//! * `usage`: the last non-null one, wherever it comes: on the finish chunk, on a following
+//!   `choices: []` chunk, or (Moonshot) inside a choice;
+//! * `id`, `model`, `created` and unknown top-level fields (`system_fingerprint`,
+//!   `service_tier`, ...) from the first chunk that has a non-empty/non-null value
+//!   (`obfuscation` padding is dropped);
+//! * unknown delta fields become message fields (strings joined, arrays appended, objects
+//!   merged the same way, e.g. `refusal`, `reasoning`, legacy `function_call`); unknown choice
+//!   fields are kept (`logprobs.content` arrays appended).
 
 use std::collections::BTreeMap;
 
-use crate::model::{ChatChunk, ChatMessage, ChatResponse, Choice, Content, FunctionCall, ToolCall, Usage};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::tool_calls::StreamingToolCallParser;
+use crate::model::{ChatChunk, ChatMessage, ChatResponse, Choice, Content, Delta, Extra, FunctionCall, ToolCall, Usage};
 
 #[derive(Debug, Default)]
 pub struct ChunkAccumulator {
     id: String,
     model: String,
     created: u64,
+    extra: Extra,
     choices: BTreeMap<u32, ChoiceState>,
     usage: Option<Usage>,
+    choice_usage: Option<Usage>,
     chunks: usize,
 }
 
@@ -20,12 +42,104 @@ pub struct ChunkAccumulator {
 struct ChoiceState {
     role: Option<String>,
     content: String,
+    content_text: bool,
+    content_null: bool,
     reasoning: String,
-    tool_calls: BTreeMap<u32, ToolCall>,
+    reasoning_text: bool,
+    reasoning_null: bool,
+    parser: StreamingToolCallParser,
+    tools: BTreeMap<usize, ToolExtras>,
     finish_reason: Option<String>,
+    extra: Extra,
+    message_extra: Extra,
+    deltas_after_finish: usize,
+}
+
+#[derive(Debug, Default)]
+struct ToolExtras {
+    kind: Option<String>,
+    extra: Extra,
+    function_extra: Extra,
+}
+
+/// Something in the rebuilt response that is not exactly what the stream said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccumulatorWarning {
+    /// `choices[].index`.
+    pub choice: u32,
+    /// The tool call's slot, for tool-call warnings.
+    pub tool_call: Option<usize>,
+    pub kind: WarningKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WarningKind {
+    /// The arguments were cut off and completed (closing strings/objects/arrays).
+    RepairedArguments,
+    /// The arguments could not be repaired, or are not a JSON object; `{}` was used where
+    /// repair was impossible.
+    InvalidArguments,
+    /// A named call ended mid-structure or mid-string (the output was probably truncated even
+    /// if `finish_reason` says otherwise).
+    TruncatedToolCall,
+    /// Argument text or an id for a call that never got a name; it is not in the response.
+    NamelessToolCall,
+    /// Two names for one call, or a new id on a slot whose call was incomplete.
+    ConflictingToolCallIdentity,
+    /// Content, reasoning or tool-call deltas arrived after the choice's `finish_reason`.
+    DeltaAfterFinish,
+}
+
+fn merge_first(into: &mut Extra, from: &Extra) {
+    for (k, v) in from {
+        match into.get(k) {
+            None => {
+                into.insert(k.clone(), v.clone());
+            }
+            Some(Value::Null) if !v.is_null() => {
+                into.insert(k.clone(), v.clone());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Delta semantics: strings join, arrays append, objects merge recursively, `null` only fills
+/// a gap, other values replace.
+fn merge_delta_value(into: &mut Value, v: &Value) {
+    match (into, v) {
+        (_, Value::Null) => {}
+        (Value::String(a), Value::String(b)) => a.push_str(b),
+        (Value::Array(a), Value::Array(b)) => a.extend(b.iter().cloned()),
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, bv) in b {
+                merge_delta_value(a.entry(k.clone()).or_insert(Value::Null), bv);
+            }
+        }
+        (slot, v) => *slot = v.clone(),
+    }
+}
+
+fn merge_delta(into: &mut Extra, from: &Extra) {
+    for (k, v) in from {
+        merge_delta_value(into.entry(k.clone()).or_insert(Value::Null), v);
+    }
+}
+
+fn has_payload(d: &Delta) -> bool {
+    matches!(&d.content, Some(Some(s)) if !s.is_empty())
+        || matches!(&d.reasoning_content, Some(Some(s)) if !s.is_empty())
+        || d.tool_calls.as_ref().is_some_and(|t| !t.is_empty())
 }
 
 impl ChunkAccumulator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     pub fn push(&mut self, chunk: &ChatChunk) {
         self.chunks += 1;
         if self.id.is_empty() {
@@ -37,45 +151,74 @@ impl ChunkAccumulator {
         if self.created == 0 {
             self.created = chunk.created;
         }
+        if chunk.extra.contains_key("obfuscation") {
+            let mut e = chunk.extra.clone();
+            e.remove("obfuscation");
+            merge_first(&mut self.extra, &e);
+        } else {
+            merge_first(&mut self.extra, &chunk.extra);
+        }
         if let Some(Some(u)) = &chunk.usage {
             self.usage = Some(u.clone());
         }
         for c in &chunk.choices {
             let st = self.choices.entry(c.index).or_default();
             let d = &c.delta;
+            if st.finish_reason.is_some() && has_payload(d) {
+                st.deltas_after_finish += 1;
+            }
             if st.role.is_none() {
-                st.role.clone_from(&d.role);
+                st.role = d.role.clone().filter(|r| !r.is_empty());
             }
-            if let Some(Some(t)) = &d.content {
-                st.content.push_str(t);
+            match &d.content {
+                Some(Some(t)) => {
+                    st.content.push_str(t);
+                    st.content_text = true;
+                }
+                Some(None) => st.content_null = true,
+                None => {}
             }
-            if let Some(Some(t)) = &d.reasoning_content {
-                st.reasoning.push_str(t);
+            match &d.reasoning_content {
+                Some(Some(t)) => {
+                    st.reasoning.push_str(t);
+                    st.reasoning_text = true;
+                }
+                Some(None) => st.reasoning_null = true,
+                None => {}
             }
             for (pos, tc) in d.tool_calls.iter().flatten().enumerate() {
-                let idx = tc.index.unwrap_or(pos as u32);
-                let acc = st.tool_calls.entry(idx).or_insert_with(|| ToolCall {
-                    index: Some(idx),
-                    kind: Some("function".into()),
-                    function: Some(FunctionCall::default()),
-                    ..Default::default()
-                });
-                if let Some(id) = tc.id.as_deref().filter(|s| !s.is_empty()) {
-                    acc.id = Some(id.to_string());
-                }
-                if let Some(f) = &tc.function {
-                    let af = acc.function.get_or_insert_with(Default::default);
-                    if let Some(n) = f.name.as_deref().filter(|s| !s.is_empty()) {
-                        af.name = Some(n.to_string());
+                let idx = tc.index.unwrap_or(pos as u32) as usize;
+                let f = tc.function.as_ref();
+                let args = f.and_then(|f| f.arguments.as_deref()).unwrap_or("");
+                let name = f.and_then(|f| f.name.as_deref());
+                let r = st.parser.add_chunk(idx, args, tc.id.as_deref(), name);
+                if let Some(slot) = r.actual_index {
+                    let t = st.tools.entry(slot).or_default();
+                    if t.kind.is_none() {
+                        t.kind = tc.kind.clone().filter(|k| !k.is_empty());
                     }
-                    if let Some(a) = &f.arguments {
-                        af.arguments.get_or_insert_with(String::new).push_str(a);
+                    merge_first(&mut t.extra, &tc.extra);
+                    if let Some(f) = f {
+                        merge_first(&mut t.function_extra, &f.extra);
                     }
                 }
             }
-            if c.finish_reason.is_some() {
-                st.finish_reason.clone_from(&c.finish_reason);
+            if st.finish_reason.is_none() {
+                st.finish_reason = c.finish_reason.clone().filter(|r| !r.is_empty());
             }
+            for (k, v) in &c.extra {
+                match k.as_str() {
+                    "usage" if v.is_object() => {
+                        if let Ok(u) = serde_json::from_value::<Usage>(v.clone()) {
+                            self.choice_usage = Some(u);
+                        }
+                    }
+                    "usage" => {}
+                    "logprobs" => merge_delta_value(st.extra.entry(k.clone()).or_insert(Value::Null), v),
+                    _ => merge_first(&mut st.extra, &Extra::from_iter([(k.clone(), v.clone())])),
+                }
+            }
+            merge_delta(&mut st.message_extra, &d.extra);
         }
     }
 
@@ -89,18 +232,57 @@ impl ChunkAccumulator {
             .choices
             .iter()
             .map(|(&index, st)| {
-                let tool_calls: Vec<ToolCall> = st.tool_calls.values().cloned().collect();
+                let mut calls = st.parser.get_completed_tool_calls();
+                calls.sort_by_key(|c| c.index);
+                let tool_calls: Vec<ToolCall> = calls
+                    .into_iter()
+                    .map(|c| {
+                        let ex = st.tools.get(&c.index);
+                        ToolCall {
+                            index: Some(c.index as u32),
+                            id: c.id,
+                            kind: Some(ex.and_then(|e| e.kind.clone()).unwrap_or_else(|| "function".into())),
+                            function: Some(FunctionCall {
+                                name: c.name,
+                                arguments: Some(c.arguments),
+                                extra: ex.map(|e| e.function_extra.clone()).unwrap_or_default(),
+                            }),
+                            extra: ex.map(|e| e.extra.clone()).unwrap_or_default(),
+                        }
+                    })
+                    .collect();
+                let content = if st.content_text {
+                    Some(Some(Content::Text(st.content.clone())))
+                } else if st.content_null {
+                    Some(None)
+                } else {
+                    Some(Some(Content::Text(String::new())))
+                };
+                let reasoning_content = if st.reasoning_text {
+                    Some(Some(st.reasoning.clone()))
+                } else if st.reasoning_null {
+                    Some(None)
+                } else {
+                    None
+                };
+                let mut extra = st.message_extra.clone();
+                let name = match extra.get("name") {
+                    Some(Value::String(_)) => extra.remove("name").and_then(|v| v.as_str().map(String::from)),
+                    _ => None,
+                };
                 Choice {
                     index,
                     message: ChatMessage {
                         role: st.role.clone().unwrap_or_else(|| "assistant".into()),
-                        content: Some(Some(Content::Text(st.content.clone()))),
+                        content,
+                        name,
                         tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
-                        reasoning_content: (!st.reasoning.is_empty()).then(|| Some(st.reasoning.clone())),
-                        ..Default::default()
+                        tool_call_id: None,
+                        reasoning_content,
+                        extra,
                     },
                     finish_reason: st.finish_reason.clone(),
-                    extra: Default::default(),
+                    extra: st.extra.clone(),
                 }
             })
             .collect();
@@ -110,8 +292,8 @@ impl ChunkAccumulator {
             created: self.created,
             model: self.model.clone(),
             choices,
-            usage: self.usage.clone(),
-            extra: Default::default(),
+            usage: self.usage.clone().or_else(|| self.choice_usage.clone()),
+            extra: self.extra.clone(),
         }
     }
 
@@ -119,6 +301,54 @@ impl ChunkAccumulator {
     pub fn all_finished(&self) -> bool {
         !self.choices.is_empty() && self.choices.values().all(|c| c.finish_reason.is_some())
     }
+
+    /// Where the rebuilt response departs from what the stream said: repaired or invalid
+    /// arguments, truncated or nameless tool calls, identity conflicts, deltas after finish.
+    pub fn warnings(&self) -> Vec<AccumulatorWarning> {
+        let mut out = Vec::new();
+        for (&choice, st) in &self.choices {
+            let mut warn = |tool_call: Option<usize>, kind: WarningKind, message: String| {
+                out.push(AccumulatorWarning { choice, tool_call, kind, message });
+            };
+            for slot in st.parser.indices() {
+                let meta = st.parser.get_tool_call_meta(slot);
+                let state = st.parser.get_state(slot);
+                if meta.name.is_some() && (state.depth > 0 || state.in_string) {
+                    warn(Some(slot), WarningKind::TruncatedToolCall, format!("tool call {slot} ends inside unfinished JSON"));
+                }
+                if meta.name.is_none() && (meta.id.is_some() || !st.parser.get_buffer(slot).trim().is_empty()) {
+                    warn(Some(slot), WarningKind::NamelessToolCall, format!("tool call {slot} never got a name and was dropped"));
+                }
+            }
+            for c in st.parser.get_completed_tool_calls() {
+                if c.repaired {
+                    warn(Some(c.index), WarningKind::RepairedArguments, format!("the arguments of tool call {} were incomplete and were repaired", c.index));
+                }
+                if let Some(e) = c.error {
+                    warn(Some(c.index), WarningKind::InvalidArguments, format!("tool call {}: {e}", c.index));
+                }
+            }
+            if st.parser.has_conflicting_tool_call_identity() {
+                warn(None, WarningKind::ConflictingToolCallIdentity, "a tool call got two names, or a new id while incomplete".into());
+            }
+            if st.deltas_after_finish > 0 {
+                warn(None, WarningKind::DeltaAfterFinish, format!("{} deltas arrived after finish_reason and were kept", st.deltas_after_finish));
+            }
+        }
+        out
+    }
+
+    /// Some tool call's arguments had to be repaired.
+    pub fn has_repaired_tool_calls(&self) -> bool {
+        self.choices.values().any(|st| st.parser.get_completed_tool_calls().iter().any(|c| c.repaired))
+    }
+}
+
+/// One whole `chat.completion` from a chunk sequence.
+pub fn stream_to_response(chunks: &[ChatChunk]) -> ChatResponse {
+    let mut acc = ChunkAccumulator::default();
+    chunks.iter().for_each(|c| acc.push(c));
+    acc.to_response()
 }
 
 #[cfg(test)]
@@ -153,5 +383,6 @@ mod tests {
         assert_eq!(r.usage.unwrap().total_tokens, 7);
         assert_eq!((r.id.as_str(), r.model.as_str(), r.created), ("c1", "m", 5));
         assert_eq!(acc.chunk_count(), 7);
+        assert!(acc.warnings().is_empty());
     }
 }
