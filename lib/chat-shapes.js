@@ -57,21 +57,4 @@ function standardizeChunk(c, model, streamId) {
   return out
 }
 
-/** A whole completion as the chunk sequence a streaming upstream would send. */
-function responseToChunks(r) {
-  const base = { id: r.id, object: 'chat.completion.chunk', created: r.created, model: r.model }
-  const chunks = []
-  for (const [i, choice] of (r.choices || []).entries()) {
-    const index = choice.index ?? i
-    const m = choice.message || {}
-    const delta = { role: m.role || 'assistant', content: m.content ?? null }
-    if (m.reasoning_content != null) delta.reasoning_content = m.reasoning_content
-    if (Array.isArray(m.tool_calls)) delta.tool_calls = m.tool_calls.map((tc, j) => ({ index: tc.index ?? j, ...tc }))
-    chunks.push({ ...base, choices: [{ index, delta, finish_reason: null }] })
-    chunks.push({ ...base, choices: [{ index, delta: {}, finish_reason: choice.finish_reason || 'stop' }] })
-  }
-  if (r.usage) chunks.push({ ...base, choices: [], usage: r.usage })
-  return chunks
-}
-
-module.exports = { validateChatRequest, standardizeResponse, standardizeChunk, responseToChunks, generatedId }
+module.exports = { validateChatRequest, standardizeResponse, standardizeChunk, generatedId }

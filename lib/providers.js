@@ -5,7 +5,8 @@ const native = require('../native.js')
 const { PipelineBaseModule } = require('./base-module')
 const { PipelineError, ValidationError, fromNative } = require('./errors')
 const { runNativeCall, iterateNativeStream } = require('./native-calls')
-const { validateChatRequest, standardizeResponse, standardizeChunk, responseToChunks, generatedId } = require('./chat-shapes')
+const { validateChatRequest, standardizeResponse, standardizeChunk, generatedId } = require('./chat-shapes')
+const { responseToStream } = require('./llmswitch')
 
 /** The second argument of chat()/streamChat(): call options, or the original CompatibilityModule. */
 function splitCallArgs(arg) {
@@ -84,7 +85,7 @@ class BaseProvider extends PipelineBaseModule {
    */
   async *executeStreamChat(request, options) {
     const response = standardizeResponse(await this.executeChat(request, options), request.model || this.defaultModel)
-    yield* responseToChunks(response)
+    yield* responseToStream(response)
   }
 
   async healthCheck() {
