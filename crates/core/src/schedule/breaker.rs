@@ -76,6 +76,11 @@ impl Breaker {
         self.state
     }
 
+    /// When an open breaker half-opens (`None` unless open).
+    pub fn open_until(&self) -> Option<Instant> {
+        (self.state == CircuitState::Open).then_some(self.open_until)
+    }
+
     pub fn consecutive_failures(&self) -> u32 {
         self.consecutive_failures
     }

@@ -160,6 +160,9 @@ struct State {
     destroyed: bool,
     trips: u64,
     last_health_check_ms: Option<u64>,
+    /// The earliest moment an open breaker half-opens: selection refreshes breakers only once
+    /// it has passed, so a decision costs O(1) instead of a pass over every member.
+    next_half_open: Option<Instant>,
 }
 
 fn epoch_ms() -> u64 {
@@ -194,6 +197,33 @@ impl State {
 
     fn member_index(&self, uid: u64) -> Option<usize> {
         self.members.iter().position(|m| m.uid == uid)
+    }
+
+    /// Notes that breaker `i` may have opened (its half-open time joins the earliest one).
+    fn note_breaker(&mut self, i: usize) {
+        if let Some(t) = self.members[i].breaker.open_until() {
+            self.next_half_open = Some(self.next_half_open.map_or(t, |n| n.min(t)));
+        }
+    }
+
+    /// Half-opens every breaker whose cooldown is over, when one is due; the transitions.
+    fn refresh_breakers(&mut self, now: Instant) -> Vec<(Arc<str>, Transition)> {
+        let mut transitions = Vec::new();
+        if self.next_half_open.is_none_or(|t| now < t) {
+            return transitions;
+        }
+        let cfg = self.config.breaker.clone();
+        let mut next: Option<Instant> = None;
+        for m in self.members.iter_mut() {
+            if let Some(t) = m.breaker.refresh(now, &cfg) {
+                transitions.push((m.id.clone(), t));
+            }
+            if let Some(t) = m.breaker.open_until() {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        }
+        self.next_half_open = next;
+        transitions
     }
 
     /// Hands free slots to the longest-waiting highest-priority requests.
@@ -291,6 +321,7 @@ impl Lease {
                 if let Some(t) = t {
                     if matches!(t, Transition::Opened { .. }) {
                         st.trips += 1;
+                        st.note_breaker(i);
                     }
                     transitions = Some(t);
                 }
@@ -349,6 +380,7 @@ impl Scheduler {
                 destroyed: false,
                 trips: 0,
                 last_health_check_ms: None,
+                next_half_open: None,
             }),
             events,
             capacity_changed: Notify::new(),
@@ -653,16 +685,12 @@ impl Scheduler {
 
     fn decide(&self, excluded: &[u64], chosen: Option<&str>) -> Decision {
         let now = Instant::now();
-        let mut transitions = Vec::new();
+        let transitions;
         let decision = {
             let mut guard = State::lock(&self.shared);
             let st = &mut *guard;
             let cfg = st.config.breaker.clone();
-            for m in st.members.iter_mut() {
-                if let Some(t) = m.breaker.refresh(now, &cfg) {
-                    transitions.push((m.id.clone(), t));
-                }
-            }
+            transitions = st.refresh_breakers(now);
             if let Some(id) = chosen {
                 match st.members.iter().position(|m| &*m.id == id) {
                     None => Decision::Fail(Error::NoAvailablePipeline {
@@ -1255,6 +1283,7 @@ async fn run_health_round(shared: &Arc<Shared>) {
                 if let Some(t) = m.breaker.on_failure(now, &cfg, admission, None) {
                     transitions.push((m.id.clone(), t));
                 }
+                st.note_breaker(i);
             }
         }
         st.trips += transitions.iter().filter(|(_, t)| matches!(t, Transition::Opened { .. })).count() as u64;
