@@ -937,12 +937,12 @@ impl Scheduler {
 
     async fn run_chat(&self, ticket: Result<Ticket>, started: Instant, req: ChatRequest, opts: RequestOptions, trace: Trace) -> std::result::Result<Completed<ChatResponse>, Failure> {
         let (slot, queued, deadline) = self.enter(ticket, started, &opts, &trace).await?;
-        let result = self
-            .attempts(&opts, &trace, deadline, |backend, model, call_opts| {
-                let req = with_model(&req, model);
-                Box::pin(async move { backend.chat(req, call_opts).await })
-            })
-            .await;
+        // Boxed: its state is allocated once the request runs, so a queued request stays small.
+        let result = Box::pin(self.attempts(&opts, &trace, deadline, |backend, model, call_opts| {
+            let req = with_model(&req, model);
+            Box::pin(async move { backend.chat(req, call_opts).await })
+        }))
+        .await;
         drop(slot);
         match result {
             Ok((response, route, mut lease, attempts)) => {
@@ -999,8 +999,7 @@ impl Scheduler {
                 return;
             }
         };
-        let opened = self
-            .attempts(&opts, &trace, deadline, |backend, model, call_opts| {
+        let opened = Box::pin(self.attempts(&opts, &trace, deadline, |backend, model, call_opts| {
                 let req = with_model(&req, model);
                 Box::pin(async move {
                     let served = backend.stream_chat(req, call_opts).await?;
@@ -1015,7 +1014,7 @@ impl Scheduler {
                     let target_id = served.target_id.or_else(|| s.route().map(|r| r.pipeline_id.clone()));
                     Ok(Served { value: (s, first), target_id })
                 })
-            })
+            }))
             .await;
         let ((mut upstream, first), route, mut lease, attempts) = match opened {
             Ok(((s, first), route, lease, attempts)) => ((s, first), route, lease, attempts),
