@@ -9,7 +9,6 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, 
 use napi::Status;
 use napi_derive::napi;
 use rcc_core::llmswitch::{self, Protocol};
-use rcc_core::model::ChatRequest;
 use rcc_core::schedule::{EventKind, EventSink, MemberOptions, RequestOptions, Scheduler, SchedulerConfig};
 use serde_json::Value;
 
@@ -132,13 +131,13 @@ impl NativeScheduler {
     pub fn chat(&self, request_json: String, options_json: Option<String>) -> napi::Result<NativeCall> {
         let token = self.inner.request_token();
         let (opts, protocol) = request_options(options_json, token.clone())?;
-        let req = chat_request(&request_json, protocol)?;
+        let req = llmswitch::chat_request(&request_json, protocol).map_err(|e| to_napi(e, None))?;
         let id = opts.request_id.clone();
         // Admitted here, on the JS thread, so that FIFO follows the order of the JS calls.
         let scheduled = self.inner.chat(req, opts);
         let work = async move {
             match scheduled.await {
-                Ok(done) => envelope_in(done.to_json(&id).map_err(|e| to_napi(e, None))?, protocol),
+                Ok(done) => done.to_json_as(&id, protocol).map_err(|e| to_napi(e, None)),
                 Err(f) => Err(payload_error(f.to_payload(&id))),
             }
         };
@@ -149,7 +148,7 @@ impl NativeScheduler {
     pub fn stream_chat(&self, request_json: String, options_json: Option<String>) -> napi::Result<NativeChunkStream> {
         let token = self.inner.request_token();
         let (opts, protocol) = request_options(options_json, token)?;
-        let req = chat_request(&request_json, protocol)?;
+        let req = llmswitch::chat_request(&request_json, protocol).map_err(|e| to_napi(e, None))?;
         let id = opts.request_id.clone();
         let stream = within_runtime_if_available(|| self.inner.stream(req, opts));
         let route = stream.route_slot();
@@ -207,25 +206,4 @@ fn request_options(options_json: Option<String>, token: tokio_util::sync::Cancel
         None => Protocol::OpenAIChat,
     };
     Ok((RequestOptions::from_json(&v, token).map_err(|e| to_napi(e, None))?, protocol))
-}
-
-/// The request as the engine's chat request, converted from the caller's protocol.
-fn chat_request(request_json: &str, protocol: Protocol) -> napi::Result<ChatRequest> {
-    if protocol == Protocol::OpenAIChat {
-        return ChatRequest::from_json(request_json).map_err(|e| to_napi(e, None));
-    }
-    let body = parse_json(request_json, "request")?;
-    let chat = llmswitch::convert_request(&body, protocol, Protocol::OpenAIChat).map_err(|e| to_napi(e, None))?;
-    ChatRequest::from_json(&chat.to_string()).map_err(|e| to_napi(e, None))
-}
-
-/// The result envelope with its `response` in the caller's protocol.
-fn envelope_in(envelope: String, protocol: Protocol) -> napi::Result<String> {
-    if protocol == Protocol::OpenAIChat {
-        return Ok(envelope);
-    }
-    let mut env: Value = parse_json(&envelope, "envelope")?;
-    let converted = llmswitch::convert_response(&env["response"], Protocol::OpenAIChat, protocol).map_err(|e| to_napi(e, None))?;
-    env["response"] = converted;
-    Ok(env.to_string())
 }

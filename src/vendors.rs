@@ -11,7 +11,6 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, 
 use napi::Status;
 use napi_derive::napi;
 use rcc_core::provider::auth::{AuthEvent, AuthEventSink, AuthStatus, DeviceAuthorization, OAuthCredentialSource, Pkce, ReauthReason, RefreshOrigin, TokenSet};
-use rcc_core::provider::auth::device_flow::DEFAULT_DEVICE_CODE_LIFETIME;
 use rcc_core::provider::iflow::{IFlowConfig, IFlowProvider};
 use rcc_core::provider::qwen::{QwenConfig, QwenProvider};
 use rcc_core::Error;
@@ -71,7 +70,7 @@ fn tokens_json(t: &TokenSet, now_ms: u64) -> Value {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    rcc_core::time::epoch_ms()
 }
 
 /// A native call returning JSON, cancellable from JS.
@@ -91,12 +90,6 @@ where
         }),
         cancel,
     )
-}
-
-/// Forces a refresh of the current token.
-async fn force_refresh(source: OAuthCredentialSource) -> rcc_core::Result<TokenSet> {
-    let current = source.access_token().await?;
-    source.invalidate_and_refresh(&current.access_token).await
 }
 
 type DeviceFlows = Arc<Mutex<HashMap<String, DeviceAuthorization>>>;
@@ -165,7 +158,10 @@ impl NativeQwenProvider {
                 "interval": auth.interval.map(|i| i.as_secs()),
                 "pkceVerifier": auth.pkce_verifier(),
             });
-            flows.lock().unwrap_or_else(|p| p.into_inner()).insert(auth.device_code.clone(), auth);
+            let mut flows = flows.lock().unwrap_or_else(|p| p.into_inner());
+            // Flows started but never polled must not accumulate.
+            flows.retain(|_, a| !a.is_expired());
+            flows.insert(auth.device_code.clone(), auth);
             Ok(data)
         }))
     }
@@ -181,16 +177,7 @@ impl NativeQwenProvider {
                 a.pkce = Pkce::from_verifier(pkce_verifier);
                 a
             }
-            None => DeviceAuthorization {
-                device_code,
-                user_code: String::new(),
-                verification_uri: String::new(),
-                verification_uri_complete: None,
-                expires_in: DEFAULT_DEVICE_CODE_LIFETIME,
-                interval: None,
-                pkce: Pkce::from_verifier(pkce_verifier),
-                issued_at: tokio::time::Instant::now(),
-            },
+            None => DeviceAuthorization::resume(device_code, pkce_verifier),
         };
         let name = self.name();
         let cancel = CancellationToken::new();
@@ -206,7 +193,7 @@ impl NativeQwenProvider {
     #[napi]
     pub fn refresh_access_token(&self) -> napi::Result<NativeCall> {
         let source = self.source()?;
-        Ok(call(self.name(), async move { force_refresh(source).await.map(|t| tokens_json(&t, now_ms())) }))
+        Ok(call(self.name(), async move { source.refresh_now().await.map(|t| tokens_json(&t, now_ms())) }))
     }
 
     /// `{authMode, hasAccessToken, hasRefreshToken, isValid, expiresAt, timeUntilExpiry, credentialsPath}` as JSON.
@@ -298,7 +285,7 @@ impl NativeIFlowProvider {
         let me = self.inner.clone();
         Ok(call(self.name(), async move {
             let (source, _) = me.oauth.as_ref().ok_or_else(|| Error::validation("authMode", "refreshing needs authMode 'oauth'"))?;
-            force_refresh(source.clone()).await.map(|t| tokens_json(&t, now_ms()))
+            source.refresh_now().await.map(|t| tokens_json(&t, now_ms()))
         }))
     }
 

@@ -9,6 +9,7 @@ pub mod provider;
 pub mod route;
 pub mod schedule;
 pub mod sse;
+pub mod time;
 pub mod track;
 mod validate;
 pub mod workflow;

@@ -42,6 +42,15 @@ fn response_from_chat(chat: &Value, to: Protocol) -> Result<Value> {
     }
 }
 
+/// A request body of protocol `from` (JSON text) as the engine's chat request.
+pub fn chat_request(text: &str, from: Protocol) -> Result<crate::model::ChatRequest> {
+    if from == Protocol::OpenAIChat {
+        return crate::model::ChatRequest::from_json(text);
+    }
+    let body: Value = serde_json::from_str(text).map_err(|e| Error::validation("request", format!("request is not valid JSON: {e}")))?;
+    crate::model::ChatRequest::from_value(request_to_chat(&body, from)?)
+}
+
 /// A request of protocol `from` in protocol `to`.
 pub fn convert_request(body: &Value, from: Protocol, to: Protocol) -> Result<Value> {
     if from == to {

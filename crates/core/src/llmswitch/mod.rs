@@ -20,7 +20,7 @@ mod dispatch;
 pub mod gemini;
 pub mod responses;
 
-pub use dispatch::{convert_request, convert_response, decoder, encoder, error_body, StreamConverter};
+pub use dispatch::{chat_request, convert_request, convert_response, decoder, encoder, error_body, StreamConverter};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {

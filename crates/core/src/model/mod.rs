@@ -34,10 +34,7 @@ pub(crate) fn normalize_created(created: u64) -> u64 {
 }
 
 pub(crate) fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    crate::time::epoch_secs()
 }
 
 pub(crate) fn generated_id(prefix: &str) -> String {

@@ -37,7 +37,18 @@ impl ChatRequest {
     /// Parses a request from JSON text. A value of the wrong type is reported with its path
     /// (`messages[1].content: invalid type ...`).
     pub fn from_json(text: &str) -> Result<Self> {
-        let de = &mut serde_json::Deserializer::from_str(text);
+        Self::deserialize_from(&mut serde_json::Deserializer::from_str(text))
+    }
+
+    /// The same from an already parsed value (a request converted from another protocol).
+    pub fn from_value(value: Value) -> Result<Self> {
+        Self::deserialize_from(value)
+    }
+
+    fn deserialize_from<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Self>
+    where
+        D::Error: std::fmt::Display,
+    {
         let mut req: ChatRequest = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let field = if path == "." { "request".to_string() } else { path };

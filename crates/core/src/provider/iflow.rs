@@ -4,7 +4,7 @@
 //! then `getUserInfo`) and kept in that file without dropping its other fields.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use serde_json::{Map, Value};
@@ -129,10 +129,6 @@ fn refresh_client(e: &AuthCodeEndpoints) -> Result<OAuthClient> {
     OAuthClient::new(endpoints)
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 fn string_field(v: &Value, k: &str) -> Option<String> {
     v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
 }
@@ -204,11 +200,18 @@ impl Credentials for IFlowSigner {
         Box::pin(async move {
             let k = key.current().await?;
             let mut headers = HeaderMap::new();
-            for (name, value) in iflow::headers(&k, &session, now_ms())? {
+            for (name, value) in iflow::headers(&k, &session, crate::time::epoch_ms())? {
                 headers.insert(name, value);
             }
             Ok(Authorization { headers, base_url: None, credential: Some(k.as_str().into()) })
         })
+    }
+
+    /// Resolves the key (refreshing OAuth tokens when due) without signing anything: the
+    /// signature is per request, made by `authorize`.
+    fn prepare(&self) -> BoxFuture<Result<()>> {
+        let key = self.key.clone();
+        Box::pin(async move { key.current().await.map(|_| ()) })
     }
 
     /// OAuth mode: refresh the tokens and ask for the key again (it may have been rotated).

@@ -30,6 +30,14 @@ pub trait Credentials: Send + Sync {
 
     /// The upstream rejected `credential`; refresh it. `true` when one retry may succeed.
     fn rejected(&self, credential: Option<Arc<str>>) -> BoxFuture<Result<bool>>;
+
+    /// Makes sure the next `authorize` will succeed without network work (a token refreshed
+    /// ahead of time), run before a scheduled call as its `authentication` stage. By default it
+    /// authorizes once and drops the result.
+    fn prepare(&self) -> BoxFuture<Result<()>> {
+        let auth = self.authorize();
+        Box::pin(async move { auth.await.map(|_| ()) })
+    }
 }
 
 /// Vendor rules layered over the OpenAI protocol. Every method has the OpenAI behaviour as its

@@ -54,6 +54,6 @@ impl Backend for OpenAICompatibleProvider {
     /// Vendor credentials (OAuth) are obtained or refreshed here, timed as `authentication`.
     fn authenticate(&self) -> Option<BoxFuture<Result<()>>> {
         let creds = self.inner.credentials.clone()?;
-        Some(Box::pin(async move { creds.authorize().await.map(|_| ()) }))
+        Some(creds.prepare())
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, Notify};
@@ -27,6 +27,8 @@ use super::priority::Priority;
 use super::queue::{QueueKey, WaitQueue};
 use super::trace::{Trace, TrackerHook};
 use crate::error::{Error, Result, TimeoutPhase};
+use crate::llmswitch::Protocol;
+use crate::time::epoch_ms;
 use crate::model::{ChatRequest, ChatResponse};
 use crate::provider::{CallOptions, ChunkSender, ChunkStream, HealthStatus, Route};
 use crate::workflow::ChunkAccumulator;
@@ -115,6 +117,15 @@ impl RequestOptions {
 impl Completed<ChatResponse> {
     /// `{requestId, pipelineId, targetId, attempts, queueTime, duration, response}` as JSON text.
     pub fn to_json(&self, request_id: &str) -> Result<String> {
+        self.to_json_as(request_id, Protocol::OpenAIChat)
+    }
+
+    /// The same envelope with `response` in the caller's protocol.
+    pub fn to_json_as(&self, request_id: &str, protocol: Protocol) -> Result<String> {
+        let mut response = serde_json::to_value(&self.value).map_err(|e| Error::Internal { message: e.to_string() })?;
+        if protocol != Protocol::OpenAIChat {
+            response = crate::llmswitch::convert_response(&response, Protocol::OpenAIChat, protocol)?;
+        }
         let envelope = json!({
             "requestId": request_id,
             "pipelineId": &*self.route.pipeline_id,
@@ -122,7 +133,7 @@ impl Completed<ChatResponse> {
             "attempts": self.attempts,
             "queueTime": round3(self.queued.as_secs_f64() * 1000.0),
             "duration": round3(self.elapsed.as_secs_f64() * 1000.0),
-            "response": &self.value,
+            "response": response,
         });
         serde_json::to_string(&envelope).map_err(|e| Error::Internal { message: e.to_string() })
     }
@@ -165,9 +176,6 @@ struct State {
     next_half_open: Option<Instant>,
 }
 
-fn epoch_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 fn ms(d: Duration) -> u64 {
     d.as_millis().min(u64::MAX as u128) as u64

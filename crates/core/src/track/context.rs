@@ -1,13 +1,11 @@
 //! One tracked request and its stages. Stages belong to their request: two concurrent
 //! requests never share a stage object (the original kept one tracker-wide stage per name).
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
-pub(crate) fn epoch_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
+pub(crate) use crate::time::epoch_ms;
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0

@@ -1069,7 +1069,7 @@ pub(crate) fn openai_error_object(e: &Error) -> Value {
 }
 
 fn now_millis() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    crate::time::epoch_ms()
 }
 
 /// The Responses error body of the seed's `createResponsesErrorResponse`:

@@ -14,7 +14,7 @@
 //! Secrets (client secret, code, tokens, API key, `state`) never appear in an error or in
 //! Debug output; upstream error bodies are scrubbed of them before they are kept.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE};
 use serde_json::{json, Map, Value};
@@ -580,7 +580,7 @@ fn clip(s: &str, max_chars: usize) -> String {
 // ---------------------------------------------------------------------------------------------
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    crate::time::epoch_ms()
 }
 
 /// A token response in the iFlow CLI's `oauth_creds.json` shape (§3.4): `access_token`,

@@ -400,6 +400,26 @@ pub struct DeviceAuthorization {
 }
 
 impl DeviceAuthorization {
+    /// A device code the caller kept from an earlier `start()` (only the code and the PKCE
+    /// verifier): polled with the default interval until the default lifetime, from now.
+    pub fn resume(device_code: String, pkce_verifier: String) -> Self {
+        DeviceAuthorization {
+            device_code,
+            user_code: String::new(),
+            verification_uri: String::new(),
+            verification_uri_complete: None,
+            expires_in: DEFAULT_DEVICE_CODE_LIFETIME,
+            interval: None,
+            pkce: Pkce::from_verifier(pkce_verifier),
+            issued_at: Instant::now(),
+        }
+    }
+
+    /// Whether the code's lifetime is over (the server will answer `expired_token`).
+    pub fn is_expired(&self) -> bool {
+        self.issued_at.elapsed() >= self.expires_in
+    }
+
     /// The page to open: the complete URI (user code included) when the server gave one.
     pub fn browser_url(&self) -> &str {
         self.verification_uri_complete.as_deref().filter(|s| !s.is_empty()).unwrap_or(&self.verification_uri)

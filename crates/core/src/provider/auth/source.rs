@@ -189,6 +189,12 @@ impl OAuthCredentialSource {
         self.inner.obtain(Some(rejected_access_token.to_string())).await
     }
 
+    /// Refreshes now, whatever the current token's expiry (`refreshAccessToken()`).
+    pub async fn refresh_now(&self) -> Result<TokenSet> {
+        let current = self.access_token().await?;
+        self.invalidate_and_refresh(&current.access_token).await
+    }
+
     /// The state of the credentials, read from the store when none is in memory yet. No
     /// network.
     pub async fn status(&self) -> Result<AuthStatus> {
