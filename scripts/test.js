@@ -4,7 +4,10 @@
 //   1. cargo tests of the engine and the mock (crates/*)
 //   2. the strict TypeScript check of index.d.ts and the specs
 //   3. the jest suite (TypeScript specs against the built addon and the mock over HTTP)
-// It ends with `N passed, N failed` counting the cargo and jest tests together.
+//   4. the benchmark harness smoke check (scripts/bench-smoke.mjs: a reduced `npm run bench --
+//      --quick` on the debug addon and mock just built, its report and charts validated; no jest)
+// It ends with `N passed, N failed` counting the cargo and jest tests together, plus the smoke
+// check as one test.
 
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -51,6 +54,17 @@ if (fs.existsSync(report)) {
   failed += 1
 }
 if (jest.status !== 0) broken = true
+
+step('bench smoke (scripts/bench-smoke.mjs)')
+// It limits itself to 300 s (BENCH_SMOKE_LIMIT) and kills the run; this is the backstop.
+const smoke = spawnSync(process.execPath, [path.join(root, 'scripts', 'bench-smoke.mjs')], { cwd: root, stdio: 'inherit', timeout: 360_000, killSignal: 'SIGKILL' })
+if (smoke.status === 0) {
+  passed += 1
+} else {
+  failed += 1
+  broken = true
+  console.log(`bench smoke failed (${smoke.error ? smoke.error.message : smoke.signal ? `killed by ${smoke.signal}` : `exit ${smoke.status}`}); see above`)
+}
 
 console.log(`\n${passed} passed, ${failed} failed`)
 process.exit(broken || failed > 0 ? 1 : 0)

@@ -1,23 +1,29 @@
 #!/usr/bin/env node
-// The Node side of the benchmark suite: every contestant against the same three `rcc-mock`
-// processes, each contestant in its own child process. Prints a table and writes
-// bench/results/latest.json. Options: bench/README.md (`--quick` divides every count by 10).
-import { spawn, spawnSync } from 'node:child_process'
+// The benchmark suite: sets up what is missing (the Rust floor, the LiteLLM venv), runs every
+// contestant against the same three `rcc-mock` processes, each contestant in its own child
+// process, then the criterion engine micro benchmarks; prints one table per scenario, the goals
+// of issue 7 and the time of every phase; writes bench/results/latest.json and one SVG chart per
+// scenario. Options: bench/README.md (`--quick` divides every count by 10).
+import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { buildMock, startMocks, mockStats } from './lib/mocks.mjs'
 import { machine } from './lib/machine.mjs'
+import { killActive, LITELLM_PY, LOADGEN, runBounded, reasonOf, setupLiteLLM, setupRust } from './lib/setup.mjs'
+import { buildEngine, engineTables, engineText, readCriterion, runEngine } from './lib/engine.mjs'
+import { computeGoals, goalsText } from './lib/goals.mjs'
+import { writeCharts } from './lib/charts.mjs'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const CHILD = join(ROOT, 'bench/node/lib/child.mjs')
 
 // ---- options: defaults < BENCH_* environment < --command-line ------------------------------
 const DEFAULTS = {
-  scenarios: 'throughput,latency,stream,queue',
+  scenarios: 'throughput,latency,stream,queue,engine',
   contestants: 'fetch,rcc,node-stack,rust,litellm',
   throughputRequests: 20_000,
-  throughputConcurrency: '64,256',
+  throughputConcurrency: '64,256', // --quick: the first one only
   latencyRequests: 2_000,
   streams: 200,
   streamChunks: 500,
@@ -27,17 +33,34 @@ const DEFAULTS = {
   queueLatencyMs: 1,
   warmup: 500,
   mocks: 3,
-  maxSeconds: 300, // per contestant run (the child is killed 30 s later)
+  maxSeconds: 300, // per contestant run (the child is killed 30 s later); 60 with --quick
+  engineWarmUp: 1, // criterion --warm-up-time, s per benchmark; 0.1 with --quick
+  engineMeasurement: 2, // criterion --measurement-time, s per benchmark; 0.3 with --quick
+  engineResamples: 100_000, // criterion --nresamples (bootstrap); 1000 with --quick
+  engineFilter: '', // criterion filter (a regex over the ids), all when empty
   quick: false,
   build: true, // the release build of the addon before running
   addon: '', // benchmark this .node file instead (NAPI_RS_NATIVE_LIBRARY_PATH); implies --no-build
+  setup: 'rust,litellm', // build / install these external contestants when absent (--no-setup: none)
+  setupTimeout: 1200, // s, limit of every build / setup step (each is killed after it)
+  mockProfile: 'release', // target/<profile>/rcc-mock: release or debug
+  mockBuild: true, // cargo build the mock first (--no-mock-build: use the binary as is when present)
+  chartsDir: 'auto', // also write the SVG charts here: bench/charts for a full run, none with --quick
   out: 'bench/results/latest.json',
 }
 const SHRUNK_BY_QUICK = ['throughputRequests', 'latencyRequests', 'streams', 'streamWarmup', 'queueRequests', 'warmup']
+const SET_BY_QUICK = { maxSeconds: 60, engineWarmUp: 0.1, engineMeasurement: 0.3, engineResamples: 1000 }
+const SCENARIOS = ['throughput', 'latency', 'stream', 'queue', 'engine']
 const kebab = (k) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
 const snake = (k) => kebab(k).replace(/-/g, '_').toUpperCase()
 
 function parseOptions(argv, env) {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(`usage: node bench/node/run.mjs [options] (npm run bench -- [options]); every option is also BENCH_<NAME>; see bench/README.md\n${Object.entries(DEFAULTS)
+      .map(([k, v]) => `  --${kebab(k)}${typeof v === 'boolean' ? ` / --no-${kebab(k)}` : ' VALUE'}  (default ${JSON.stringify(v)})`)
+      .join('\n')}`)
+    process.exit(0)
+  }
   const opts = { ...DEFAULTS }
   const set = new Set()
   const assign = (key, raw) => {
@@ -52,17 +75,26 @@ function parseOptions(argv, env) {
     const key = m && Object.keys(DEFAULTS).find((k) => kebab(k) === m[2])
     if (!key) throw new Error(`unknown option ${argv[i]} (options: ${Object.keys(DEFAULTS).map((k) => `--${kebab(k)}`).join(' ')})`)
     if (typeof DEFAULTS[key] === 'boolean') assign(key, !m[1])
+    else if (m[1] && typeof DEFAULTS[key] === 'string') assign(key, '') // --no-setup, --no-charts-dir, …
     else if (i + 1 < argv.length) assign(key, argv[++i])
     else throw new Error(`${argv[i]} needs a value`)
   }
-  if (opts.quick) for (const k of SHRUNK_BY_QUICK) if (!set.has(k)) opts[k] = Math.max(1, Math.round(opts[k] / 10))
+  if (opts.quick) {
+    for (const k of SHRUNK_BY_QUICK) if (!set.has(k)) opts[k] = Math.max(1, Math.round(opts[k] / 10))
+    for (const [k, v] of Object.entries(SET_BY_QUICK)) if (!set.has(k)) opts[k] = v
+    if (!set.has('throughputConcurrency')) opts.throughputConcurrency = opts.throughputConcurrency.split(',')[0]
+  }
+  if (opts.chartsDir === 'auto') opts.chartsDir = opts.quick ? '' : 'bench/charts'
   if (opts.addon) opts.build = false
+  const unknown = opts.scenarios.split(',').filter((x) => x && !SCENARIOS.includes(x))
+  if (unknown.length) throw new Error(`unknown scenario ${unknown.join(', ')} (known: ${SCENARIOS.join(', ')})`)
+  const badSetup = opts.setup.split(',').filter((x) => x && !['rust', 'litellm'].includes(x))
+  if (badSetup.length) throw new Error(`--setup takes rust,litellm (or --no-setup), got ${badSetup.join(', ')}`)
+  if (!['release', 'debug'].includes(opts.mockProfile)) throw new Error(`--mock-profile is release or debug, got ${opts.mockProfile}`)
   return opts
 }
 
 // ---- contestants ------------------------------------------------------------------------------
-const LOADGEN = join(ROOT, 'bench/rust/target/release/loadgen')
-const LITELLM_PY = join(ROOT, 'bench/litellm/.venv/bin/python')
 const LITELLM_RUN = join(ROOT, 'bench/litellm/run.py')
 const node = (name) => ({ cmd: process.execPath, args: [CHILD, name] })
 const CONTESTANTS = {
@@ -71,22 +103,26 @@ const CONTESTANTS = {
   'node-stack': { label: 'openai+p-queue+cockatiel', ...node('node-stack') },
   rust: {
     label: 'Rust floor (loadgen)',
-    cmd: LOADGEN,
-    args: [],
-    missing: () => !existsSync(LOADGEN) && 'enable: cd bench/rust && cargo build --release',
+    cmd: LOADGEN(ROOT),
+    // One tokio worker per core: the most this machine can push (a single-threaded client
+    // reaches ~75% of it on 2 cores), so the "≥ 0.7× the floor" goal is judged against that.
+    args: ['--threads', '0'],
+    missing: () => !existsSync(LOADGEN(ROOT)) && 'enable: --setup rust, or cd bench/rust && cargo build --release --bin loadgen',
   },
   litellm: {
     label: 'LiteLLM Router',
-    cmd: LITELLM_PY,
+    cmd: LITELLM_PY(ROOT),
     args: [LITELLM_RUN],
-    missing: () =>
-      (!existsSync(LITELLM_PY) || !existsSync(LITELLM_RUN)) && 'enable: bench/litellm/setup.sh',
+    missing: () => (!existsSync(LITELLM_PY(ROOT)) || !existsSync(LITELLM_RUN)) && 'enable: --setup litellm, or bench/litellm/setup.sh',
   },
 }
+/** Setup failures by contestant: shown as `failed (setup: …)` in every scenario. */
+const setupFailed = {}
 
 /** Runs one contestant on one scenario: its JSON line, plus what the mocks served meanwhile. */
 async function runContestant(name, sc, mocks, opts) {
   const c = CONTESTANTS[name]
+  if (setupFailed[name]) return { status: 'failed', reason: `setup: ${setupFailed[name]}` }
   const missing = c.missing?.()
   if (missing) return { status: 'skipped', reason: missing }
   const args = [...c.args, '--url', mocks.urls.join(','), '--requests', String(sc.requests), '--concurrency', String(sc.concurrency)]
@@ -120,7 +156,9 @@ async function runContestant(name, sc, mocks, opts) {
   } catch {}
   if (!result) return { status: killed ? 'timeout' : 'failed', reason: `exit ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`, ...served }
   // Fewer requests done than asked: the contestant stopped at --max-seconds.
-  const status = killed || result.timed_out || result.requests < sc.requests ? 'timeout' : code === 0 ? 'ok' : 'failed'
+  let status = killed || result.timed_out || result.requests < sc.requests ? 'timeout' : code === 0 ? 'ok' : 'failed'
+  // Nothing succeeded: the numbers mean nothing (the mock never fails on its own).
+  if (status === 'ok' && !(result.ok > 0)) return { status: 'failed', reason: `no request succeeded`, ...result, ...served }
   return { status, ...result, ...served }
 }
 
@@ -225,61 +263,167 @@ function ratioLine(sc, r) {
   return `  ratios: rcc/node-stack throughput ${show(r.rcc_vs_node_stack)}x · peak RSS rcc ${show(r.rcc_peak_rss_mb)} MB vs node-stack ${show(r.node_stack_peak_rss_mb)} MB`
 }
 
-// ---- main -------------------------------------------------------------------------------------
-function run(cmd, args) {
-  console.error(`$ ${cmd} ${args.join(' ')}`)
-  const r = spawnSync(cmd, args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (status ${r.status})`)
+// ---- phases -----------------------------------------------------------------------------------
+const phases = []
+/** Times `fn` as one phase of the run (printed at the end and kept in latest.json). */
+async function phase(name, fn) {
+  const t0 = performance.now()
+  const entry = { phase: name, seconds: null, status: 'ok' }
+  phases.push(entry)
+  try {
+    const r = await fn()
+    if (r && typeof r === 'object' && r.status) entry.status = r.status
+    return r
+  } catch (err) {
+    entry.status = 'failed'
+    throw err
+  } finally {
+    entry.seconds = Number(((performance.now() - t0) / 1000).toFixed(1))
+  }
 }
 
+function phasesText(total) {
+  const w = Math.max(...phases.map((p) => p.phase.length), 5)
+  return [...phases.map((p) => `  ${p.phase.padEnd(w)}  ${(p.seconds ?? 0).toFixed(1).padStart(7)} s  ${p.status}`), `  ${'total'.padEnd(w)}  ${total.toFixed(1).padStart(7)} s`].join('\n')
+}
+
+// ---- the engine scenario (5) ------------------------------------------------------------------
+async function engineScenario(opts) {
+  const params = { warm_up_s: opts.engineWarmUp, measurement_s: opts.engineMeasurement, nresamples: opts.engineResamples, filter: opts.engineFilter || null }
+  const title = `Engine micro-benchmarks (criterion medians, bench/rust/benches/engine.rs): warm-up ${opts.engineWarmUp} s, measurement ${opts.engineMeasurement} s per benchmark${opts.engineFilter ? `, filter ${opts.engineFilter}` : ''}`
+  const sc = { kind: 'engine', title, params, status: 'ok' }
+  console.error('… engine: cargo bench --bench engine (build)')
+  const built = await phase('engine: build (cargo bench --no-run)', () => buildEngine(ROOT, opts.setupTimeout).then((r) => ({ ...r, status: r.ok ? 'ok' : 'failed' })))
+  sc.build_seconds = built.seconds
+  if (!built.ok) return { ...sc, status: 'failed', reason: `build: ${built.reason}`, results: {}, tables: engineTables({}) }
+  const since = Date.now() - 1000
+  console.error(`… engine: ${built.exe} --bench (run)`)
+  const ran = await phase('engine: run', () => runEngine(ROOT, built.exe, { warmUp: opts.engineWarmUp, measurement: opts.engineMeasurement, nresamples: opts.engineResamples, filter: opts.engineFilter }).then((r) => ({ ...r, status: r.ok ? 'ok' : 'failed' })))
+  sc.run_seconds = ran.seconds
+  // What this run wrote (older results of ids it did not run are left out).
+  sc.results = readCriterion(ROOT, since)
+  sc.tables = engineTables(sc.results)
+  if (!ran.ok) Object.assign(sc, { status: 'failed', reason: ran.reason })
+  else if (!Object.keys(sc.results).length) Object.assign(sc, { status: 'failed', reason: `no criterion results were written under bench/rust/target/criterion${opts.engineFilter ? ` (does --engine-filter ${opts.engineFilter} match anything?)` : ''}` })
+  return sc
+}
+
+// ---- main -------------------------------------------------------------------------------------
 async function main() {
+  const t0 = performance.now()
   const opts = parseOptions(process.argv.slice(2), process.env)
+  const wanted = new Set(opts.scenarios.split(',').filter(Boolean))
+  const nodeScenarios = scenarios(opts)
+  for (const name of opts.contestants.split(',')) if (!CONTESTANTS[name]) throw new Error(`unknown contestant ${name} (known: ${Object.keys(CONTESTANTS).join(', ')})`)
+  process.once('SIGINT', () => (killActive(), process.exit(130)))
+  process.once('SIGTERM', () => (killActive(), process.exit(143)))
+
   // The release build rewrites native.js / native.d.ts with identical content.
-  if (opts.build) run('npx', ['napi', 'build', '--platform', '--release', '--js', 'native.js', '--dts', 'native.d.ts', '--no-const-enum'])
-  const mockBin = buildMock(ROOT)
+  if (opts.build) {
+    const args = ['napi', 'build', '--platform', '--release', '--js', 'native.js', '--dts', 'native.d.ts', '--no-const-enum']
+    const r = await phase('build: addon (napi build --release)', () => runBounded('npx', args, { cwd: ROOT, timeoutSec: opts.setupTimeout }).then((x) => ({ ...x, limit: opts.setupTimeout, status: x.ok ? 'ok' : 'failed' })))
+    if (!r.ok) throw new Error(reasonOf(r, `npx ${args.join(' ')}`))
+  }
+
+  // External contestants: build / install what is absent (bounded; a failure marks the contestant).
+  const used = new Set(nodeScenarios.flatMap((sc) => sc.contestants))
+  const setups = {}
+  for (const [name, fn] of [['rust', setupRust], ['litellm', setupLiteLLM]]) {
+    if (!used.has(name) || !opts.setup.split(',').includes(name)) continue
+    const r = await phase(`setup: ${name === 'rust' ? 'Rust floor (cargo build --release --bin loadgen)' : 'LiteLLM (bench/litellm/setup.sh)'}`, () => fn(ROOT, opts.setupTimeout))
+    setups[name] = r
+    if (r.status === 'failed') {
+      setupFailed[name] = r.reason
+      console.error(`setup of ${name} failed: ${r.reason}`)
+    }
+  }
+
   const addonFile = opts.addon ? resolve(opts.addon) : join(ROOT, 'rcc-pipeline.linux-x64-gnu.node')
-  const report = { timestamp: new Date().toISOString(), machine: machine(ROOT, addonFile), options: opts, scenarios: {} }
+  const report = { timestamp: new Date().toISOString(), machine: machine(ROOT, addonFile), options: opts, setup: setups, scenarios: {} }
   const m = report.machine
+  m.mock_profile = opts.mockProfile
+  const notRepresentative = []
+  if (opts.quick) notRepresentative.push('--quick (counts ÷10, short engine runs)')
+  if (nodeScenarios.length && m.addon.profile !== 'release') notRepresentative.push(`${m.addon.profile} build of the addon`)
+  if (nodeScenarios.length && opts.mockProfile !== 'release') notRepresentative.push(`${opts.mockProfile} build of rcc-mock`)
+  report.representative = notRepresentative.length === 0
+  report.not_representative = notRepresentative
   const head = [
-    `rcc-pipeline benchmark (Node side) — ${report.timestamp}${opts.quick ? ' — QUICK (counts ÷10)' : ''}`,
+    `rcc-pipeline benchmark — ${report.timestamp}${opts.quick ? ' — QUICK (counts ÷10)' : ''}`,
     `machine: ${m.cpu}, ${m.cores} cores, ${m.memory_gb} GB · ${m.os} · node ${m.node} · commit ${m.commit}`,
     `addon: ${m.addon.profile} build (${m.addon.file}) · openai ${m.packages.openai}, p-queue ${m.packages['p-queue']}, cockatiel ${m.packages.cockatiel}`,
-    `upstream: ${opts.mocks} × rcc-mock (release) on 127.0.0.1, round-robin`,
+    `versions: ${Object.entries(m.versions).map(([k, v]) => `${k} ${v ?? '–'}`).join(', ')}`,
+    `upstream: ${opts.mocks} × rcc-mock (${opts.mockProfile}) on 127.0.0.1, round-robin`,
   ]
   if (m.load_avg_1m > 0.5) head.push(`WARNING: load average ${m.load_avg_1m} before the run: other processes are using the CPU, expect noise`)
-  if (m.addon.profile !== 'release') head.push(`WARNING: the addon is a ${m.addon.profile} build; rcc-pipeline numbers are not representative (run without --no-build)`)
+  if (notRepresentative.length) head.push(`WARNING: numbers not representative: ${notRepresentative.join('; ')}${m.addon.profile !== 'release' ? ' (run without --no-build for a release addon)' : ''}`)
+  report.warnings = head.filter((l) => l.startsWith('WARNING'))
   console.log(head.join('\n'))
 
-  const mocks = await startMocks(mockBin, opts.mocks)
-  const stop = () => mocks.stop().then(() => process.exit(130))
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
-  try {
-    for (const sc of scenarios(opts)) {
-      const runs = {}
-      for (const name of sc.contestants) {
-        if (!CONTESTANTS[name]) throw new Error(`unknown contestant ${name} (known: ${Object.keys(CONTESTANTS).join(', ')})`)
-        console.error(`… ${sc.id}: ${name}`)
-        runs[name] = await runContestant(name, sc, mocks, opts)
-        await new Promise((r) => setTimeout(r, 300)) // let the previous contestant's sockets close
+  if (nodeScenarios.length) {
+    const mockBin = await phase(`build: rcc-mock (${opts.mockProfile})`, () => buildMock(ROOT, { profile: opts.mockProfile, build: opts.mockBuild, timeoutSec: opts.setupTimeout }))
+    const mocks = await startMocks(mockBin, opts.mocks)
+    const stop = () => (killActive(), mocks.stop().then(() => process.exit(130)))
+    process.removeAllListeners('SIGINT').removeAllListeners('SIGTERM')
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+    try {
+      for (const sc of nodeScenarios) {
+        const runs = {}
+        await phase(`scenario: ${sc.id}`, async () => {
+          for (const name of sc.contestants) {
+            console.error(`… ${sc.id}: ${name}`)
+            runs[name] = await runContestant(name, sc, mocks, opts)
+            await new Promise((r) => setTimeout(r, 300)) // let the previous contestant's sockets close
+          }
+        })
+        const ratios = derive(sc, runs)
+        report.scenarios[sc.id] = { kind: sc.kind, title: sc.title, params: { requests: sc.requests, concurrency: sc.concurrency, warmup: sc.warmup, stream: !!sc.stream, chunks: sc.chunks ?? null, scenario: sc.scenario ?? null, burst: !!sc.burst }, results: runs, ratios }
+        console.log(`\n${sc.title}\n${table(sc, runs)}\n${ratioLine(sc, ratios)}`)
       }
-      const ratios = derive(sc, runs)
-      report.scenarios[sc.id] = { title: sc.title, params: { requests: sc.requests, concurrency: sc.concurrency, warmup: sc.warmup, stream: !!sc.stream, chunks: sc.chunks ?? null, scenario: sc.scenario ?? null, burst: !!sc.burst }, results: runs, ratios }
-      console.log(`\n${sc.title}\n${table(sc, runs)}\n${ratioLine(sc, ratios)}`)
+    } finally {
+      await mocks.stop()
     }
-  } finally {
-    await mocks.stop()
   }
+
+  if (wanted.has('engine')) {
+    const sc = await engineScenario(opts)
+    report.scenarios.engine = sc
+    console.log(`\n${sc.title}`)
+    if (sc.status !== 'ok') console.log(`  engine: failed (${sc.reason})`)
+    if (Object.keys(sc.results).length) console.log(engineText(sc.tables))
+  }
+
+  report.goals = computeGoals(report)
+  console.log(`\nGoals (issue 7), from this run${report.representative ? '' : ' — NOT REPRESENTATIVE'}\n${goalsText(report.goals)}`)
+
   const out = resolve(ROOT, opts.out)
+  const dirs = [dirname(out), ...(opts.chartsDir ? [resolve(ROOT, opts.chartsDir)] : [])]
+  const charts = await phase('charts', () => writeCharts(report, dirs))
+  report.charts = charts
+  report.phases = phases
+  report.total_seconds = Number(((performance.now() - t0) / 1000).toFixed(1))
+  console.log(`\nPhases (wall time)\n${phasesText(report.total_seconds)}`)
   mkdirSync(dirname(out), { recursive: true })
   writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`)
-  console.log(`\nwrote ${out}`)
-  // Skipped contestants are fine; one that failed, timed out or lost requests fails the run.
-  const bad = Object.values(report.scenarios).flatMap((s) => Object.values(s.results)).filter((r) => r.status === 'failed' || r.status === 'timeout' || r.lost > 0)
-  if (bad.length) process.exitCode = 1
+  console.log(`\nwrote ${out}\ncharts: ${charts.join(', ') || 'none'}`)
+  // Skipped contestants are fine; one that failed (setup included), timed out or lost requests,
+  // or an engine scenario that failed, fails the run.
+  const bad = Object.entries(report.scenarios).flatMap(([id, s]) =>
+    s.kind === 'engine'
+      ? s.status === 'ok' ? [] : [`${id}: ${s.status}`]
+      : Object.entries(s.results)
+          .filter(([, r]) => r.status === 'failed' || r.status === 'timeout' || r.errors > 0 || r.lost > 0)
+          .map(([name, r]) => `${id}: ${name} ${r.status}${r.errors ? `, ${r.errors} errors` : ''}${r.lost ? `, ${r.lost} lost` : ''}`),
+  )
+  if (bad.length) {
+    console.log(`\nFAILED (exit 1): ${bad.join(' · ')}`)
+    process.exitCode = 1
+  }
 }
 
 main().catch((err) => {
+  killActive()
   console.error(err.stack || String(err))
   process.exit(1)
 })

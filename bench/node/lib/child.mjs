@@ -70,12 +70,46 @@ async function one(c, i) {
   }
 }
 
+/**
+ * All `count` requests submitted at once (the queue scenario). Plain `.then` callbacks over a
+ * preallocated start-time array rather than an async function per request: the harness's own
+ * memory per pending request (~150 bytes instead of ~750) must not dominate the peak RSS that
+ * the scenario measures for the contestant. Non-streaming only.
+ */
+function burst(c, count, offset) {
+  const started = new Float64Array(count)
+  return new Promise((resolve) => {
+    let left = count
+    const settled = () => {
+      if (--left === 0) resolve()
+    }
+    const ok = (i) => () => {
+      c.latencies.push(performance.now() - started[i])
+      c.ok++
+      settled()
+    }
+    const failed = (err) => {
+      c.errors++
+      c.firstError ??= String(err?.message ?? err).slice(0, 300)
+      settled()
+    }
+    for (let i = 0; i < count; i++) {
+      started[i] = performance.now()
+      let pending
+      try {
+        pending = client.chat(offset + i)
+      } catch (err) {
+        failed(err)
+        continue
+      }
+      pending.then(ok(i), failed)
+    }
+  })
+}
+
 /** `count` operations, `concurrency` at a time (closed loop), or all at once with --burst. */
 async function drive(c, count, offset) {
-  if (o.burst) {
-    await Promise.all(Array.from({ length: count }, (_, i) => one(c, offset + i)))
-    return
-  }
+  if (o.burst) return burst(c, count, offset)
   let issued = 0
   const worker = async () => {
     while (issued < count && performance.now() < deadline) await one(c, offset + issued++)

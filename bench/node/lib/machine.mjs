@@ -1,7 +1,7 @@
 // What the numbers were measured on: machine, runtime, package versions, addon build profile.
 import os from 'node:os'
 import { execFileSync } from 'node:child_process'
-import { openSync, readSync, closeSync, readFileSync } from 'node:fs'
+import { openSync, readSync, closeSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 
 /** 'debug' when the ELF file has a `.debug_info` section (the release profile has none), else 'release'. */
@@ -35,6 +35,47 @@ const version = (root, pkg) => {
   }
 }
 
+const run = (cmd, args) => {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 }).trim()
+  } catch {
+    return null
+  }
+}
+
+/** `name = "x"\nversion = "1.2.3"` in a Cargo.lock. */
+const locked = (lock, name) => new RegExp(`name = "${name}"\\nversion = "([^"]+)"`).exec(lock)?.[1] ?? null
+
+/** The versions of every contestant and tool: rcc-pipeline, the Node packages, the Rust floor's crates, LiteLLM. */
+export function versions(root) {
+  let lock = ''
+  try {
+    lock = readFileSync(join(root, 'bench/rust/Cargo.lock'), 'utf8')
+  } catch {}
+  let litellm = null
+  let python = null
+  try {
+    const lib = join(root, 'bench/litellm/.venv/lib')
+    const py = readdirSync(lib).find((d) => d.startsWith('python'))
+    python = py?.slice(6) ?? null
+    litellm = readdirSync(join(lib, py, 'site-packages')).map((d) => /^litellm-([\d.]+)\.dist-info$/.exec(d)?.[1]).find(Boolean) ?? null
+  } catch {}
+  let self = null
+  try {
+    self = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version
+  } catch {}
+  return {
+    'rcc-pipeline': self,
+    ...Object.fromEntries(['openai', 'p-queue', 'cockatiel'].map((p) => [p, version(root, p)])),
+    rustc: run('rustc', ['--version'])?.split(' ')[1] ?? null,
+    'loadgen reqwest': locked(lock, 'reqwest'),
+    'loadgen tokio': locked(lock, 'tokio'),
+    criterion: locked(lock, 'criterion'),
+    litellm,
+    'litellm python': python,
+  }
+}
+
 export function machine(root, addonFile) {
   let commit = null
   try {
@@ -49,6 +90,7 @@ export function machine(root, addonFile) {
     load_avg_1m: Number(os.loadavg()[0].toFixed(2)),
     addon: { file: addonFile, profile: addonProfile(addonFile) },
     packages: Object.fromEntries(['openai', 'p-queue', 'cockatiel'].map((p) => [p, version(root, p)])),
+    versions: versions(root),
     commit,
   }
 }

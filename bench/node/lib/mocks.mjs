@@ -1,13 +1,22 @@
-// The shared upstream: N `rcc-mock` release binaries, each its own OS process on 127.0.0.1.
-import { spawn, spawnSync } from 'node:child_process'
+// The shared upstream: N `rcc-mock` binaries, each its own OS process on 127.0.0.1.
+import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { join } from 'node:path'
+import { reasonOf, runBounded } from './setup.mjs'
 
-export function buildMock(root) {
-  const r = spawnSync('cargo', ['build', '--release', '-p', 'rcc-mock'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] })
-  const bin = join(root, 'target', 'release', 'rcc-mock')
-  if (r.status !== 0 || !existsSync(bin)) throw new Error(`cargo build --release -p rcc-mock failed (status ${r.status})`)
+/**
+ * `target/<profile>/rcc-mock`, built first with `cargo build [--release] -p rcc-mock` (bounded by
+ * `timeoutSec`) unless `build` is false and the binary is already there. Resolves the binary's
+ * path; rejects with the reason when the build fails.
+ */
+export async function buildMock(root, { profile = 'release', build = true, timeoutSec = 1200 } = {}) {
+  const bin = join(root, 'target', profile, 'rcc-mock')
+  if (!build && existsSync(bin)) return bin
+  const args = ['build', ...(profile === 'release' ? ['--release'] : []), '-p', 'rcc-mock']
+  const r = await runBounded('cargo', args, { cwd: root, timeoutSec })
+  r.limit = timeoutSec
+  if (!r.ok || !existsSync(bin)) throw new Error(reasonOf(r, `cargo ${args.join(' ')}`))
   return bin
 }
 
@@ -61,6 +70,6 @@ export async function startMocks(bin, count) {
 
 /** The mock's own counters (`GET /__mock/stats`): what the upstream actually served. */
 export async function mockStats(openaiBase) {
-  const res = await fetch(openaiBase.replace(/\/v1$/, '/__mock/stats'))
+  const res = await fetch(openaiBase.replace(/\/v1$/, '/__mock/stats'), { signal: AbortSignal.timeout(10_000) })
   return res.json()
 }
