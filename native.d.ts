@@ -136,6 +136,13 @@ export declare class NativeScheduler {
    * queueTime, duration, response}`.
    */
   chat(requestJson: string, optionsJson?: string | undefined | null): NativeCall
+  /**
+   * The same chat as a promise of the envelope (parsed). The request is parked
+   * while it waits for a slot (see `rcc_core::schedule::Scheduler::submit_chat`), so a queued
+   * request costs little memory; it cannot be aborted (JS uses `chat` when there is a signal).
+   * `responseOnly`: resolve with the response alone instead of the whole envelope.
+   */
+  submit(requestJson: string, optionsJson?: string | undefined | null, responseOnly?: boolean | undefined | null): Promise<any>
   streamChat(requestJson: string, optionsJson?: string | undefined | null): NativeChunkStream
   /** Records later requests' stages into `tracker` under `label` (none when null). */
   setTracker(tracker: NativeTracker | undefined | null, label: string): void
@@ -232,6 +239,12 @@ export declare function responseToStream(responseJson: string, optionsJson?: str
 
 /** The API key of `provider` at `index` in a routing config (JSON text), if any. */
 export declare function routingApiKey(configJson: string, provider: string, index: number): string | null
+
+/**
+ * Registers `(message) => Error`, which builds the rejections of settled promises (the
+ * exported error classes, in the caller's realm). index.js calls it once per JS thread.
+ */
+export declare function setErrorFactory(factory: (message: string) => Error): void
 
 /** Starts a mock upstream on 127.0.0.1. Options (JSON): `{port?, apiKeys?, models?}`. */
 export declare function startMockUpstream(optionsJson?: string | undefined | null): Promise<MockUpstream>

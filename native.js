@@ -856,5 +856,6 @@ module.exports.parseResponsesSse = nativeBinding.parseResponsesSse
 module.exports.protocolErrorBody = nativeBinding.protocolErrorBody
 module.exports.responseToStream = nativeBinding.responseToStream
 module.exports.routingApiKey = nativeBinding.routingApiKey
+module.exports.setErrorFactory = nativeBinding.setErrorFactory
 module.exports.startMockUpstream = nativeBinding.startMockUpstream
 module.exports.streamToResponse = nativeBinding.streamToResponse

@@ -2,7 +2,12 @@
 // Runs native calls and streams with AbortSignal support, converting rejections into the
 // exported error classes.
 
+const native = require('../native.js')
 const { fromNative, cancelledBy } = require('./errors')
+
+// Promises the addon settles itself (`NativeScheduler.submit`) are rejected with the exported
+// error classes built here. Registered on every JS thread that loads the package.
+native.setErrorFactory((message) => fromNative(new Error(message)))
 
 /**
  * Starts a native call or stream (`start()` returns an object with `cancel()`) and ties it to
@@ -42,6 +47,20 @@ async function runNativeCall(start, signal) {
 }
 
 /**
+ * Starts `start()`, which returns a promise the addon settles with the parsed result or an
+ * exported error class (e.g. `NativeScheduler.submit`), and returns that promise as is: no
+ * per-call wrapper object, async frame or `.then` is kept while the call waits, which is what
+ * a queued request costs. A synchronous throw becomes a rejection.
+ */
+function runNativeSubmit(start) {
+  try {
+    return start()
+  } catch (e) {
+    return Promise.reject(fromNative(e))
+  }
+}
+
+/**
  * Iterates a NativeChunkStream (batches of chunks as JSON arrays) chunk by chunk. Leaving the
  * loop early (`break`, `return()`, a throw) or aborting `signal` cancels the upstream call.
  */
@@ -71,4 +90,4 @@ async function* iterateNativeStream(start, signal) {
   }
 }
 
-module.exports = { runNativeCall, iterateNativeStream }
+module.exports = { runNativeCall, runNativeSubmit, iterateNativeStream }

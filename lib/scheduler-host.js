@@ -6,7 +6,7 @@
 const { EventEmitter } = require('node:events')
 const native = require('../native.js')
 const { fromNative, ValidationError } = require('./errors')
-const { runNativeCall, iterateNativeStream } = require('./native-calls')
+const { runNativeCall, runNativeSubmit, iterateNativeStream } = require('./native-calls')
 const { providerBridge, strategyBridge } = require('./bridge')
 const { checkProtocol } = require('./llmswitch')
 const { nativeHandleOf } = require('./providers')
@@ -15,6 +15,10 @@ const { nativeHandleOf } = require('./providers')
 const EVENT_KINDS = ['requestQueued', 'requestStarted', 'requestCompleted', 'requestFailed', 'retry', 'circuitOpen', 'circuitHalfOpen', 'circuitClose']
 
 const HOST = Symbol('rcc.scheduler')
+
+function responseOf(envelope) {
+  return envelope.response
+}
 
 function plainObject(v) {
   return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Map)
@@ -168,10 +172,32 @@ class SchedulerHost extends EventEmitter {
     return this[HOST].removeMember(id)
   }
 
-  /** Resolves with the envelope `{requestId, pipelineId, targetId, attempts, queueTime, duration, response}`. */
+  /**
+   * Resolves with the envelope `{requestId, pipelineId, targetId, attempts, queueTime, duration, response}`.
+   * Without a signal the request is submitted as a plain promise (parked as data while queued);
+   * with one it runs as a cancellable NativeCall.
+   */
   _chat(request, callOptions, signal) {
-    const opts = this._withProtocol(callOptions)
-    return runNativeCall(() => this[HOST].chat(JSON.stringify(request), JSON.stringify(opts)), signal)
+    let opts
+    try {
+      opts = this._withProtocol(callOptions)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    if (signal) return runNativeCall(() => this[HOST].chat(JSON.stringify(request), JSON.stringify(opts)), signal)
+    return runNativeSubmit(() => this[HOST].submit(JSON.stringify(request), JSON.stringify(opts)))
+  }
+
+  /** Resolves with the response alone (what `scheduleRequest` and `execute` return). */
+  _chatResponse(request, callOptions, signal) {
+    if (signal) return this._chat(request, callOptions, signal).then(responseOf)
+    let opts
+    try {
+      opts = this._withProtocol(callOptions)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return runNativeSubmit(() => this[HOST].submit(JSON.stringify(request), JSON.stringify(opts), true))
   }
 
   /**

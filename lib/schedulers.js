@@ -65,9 +65,13 @@ class EnhancedPipelineScheduler extends SchedulerHost {
   }
 
   /** Resolves with the model's response once the request has run (after queueing if busy). */
-  async scheduleRequest(requestId, request, priority, timeout, options = {}) {
-    const envelope = await this._chat(request, callOptions({ ...options, priority, timeout }, requestId), options.signal)
-    return envelope.response
+  scheduleRequest(requestId, request, priority, timeout, options = {}) {
+    // Not an async function: a queued request keeps no suspended frame, only its promise chain.
+    try {
+      return this._chatResponse(request, callOptions({ ...options, priority, timeout }, requestId), options.signal)
+    } catch (e) {
+      return Promise.reject(e)
+    }
   }
 
   /** Streams the answer; retried/failed over until the first chunk has been yielded. */
@@ -78,7 +82,7 @@ class EnhancedPipelineScheduler extends SchedulerHost {
   async execute(request, operation = 'chat', options = {}) {
     switch (operation) {
       case 'chat':
-        return (await this._chat(request, callOptions(options), options.signal)).response
+        return this._chatResponse(request, callOptions(options), options.signal)
       case 'streamChat':
         return this.executeStreaming(request, operation, options)
       case 'healthCheck':

@@ -4,18 +4,20 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{within_runtime_if_available, FnArgs};
+use napi::bindgen_prelude::{within_runtime_if_available, FnArgs, PromiseRaw};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
-use napi::Status;
+use napi::{Env, Status};
 use napi_derive::napi;
 use rcc_core::llmswitch::{self, Protocol};
-use rcc_core::schedule::{EventKind, EventSink, MemberOptions, RequestOptions, Scheduler, SchedulerConfig};
+use rcc_core::schedule::{ChatOutcome, EventKind, EventSink, MemberOptions, RequestOptions, Scheduler, SchedulerConfig};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use crate::call::NativeCall;
 use crate::error::{parse_json, payload_error, to_napi};
 use crate::js_bridge::{Bridge, JsProvider, JsStrategy};
 use crate::provider::NativeOpenAIProvider;
+use crate::settle::Settler;
 use crate::stream::NativeChunkStream;
 use crate::tracker::NativeTracker;
 
@@ -144,6 +146,30 @@ impl NativeScheduler {
         Ok(NativeCall::new(Box::pin(work), token))
     }
 
+    /// The same chat as a promise of the envelope (parsed). The request is parked
+    /// while it waits for a slot (see `rcc_core::schedule::Scheduler::submit_chat`), so a queued
+    /// request costs little memory; it cannot be aborted (JS uses `chat` when there is a signal).
+    /// `responseOnly`: resolve with the response alone instead of the whole envelope.
+    #[napi(ts_return_type = "Promise<any>")]
+    pub fn submit<'env>(&self, env: &'env Env, request_json: String, options_json: Option<String>, response_only: Option<bool>) -> napi::Result<PromiseRaw<'env, String>> {
+        let response_only = response_only == Some(true);
+        let (opts, protocol) = request_options(options_json, CancellationToken::new())?;
+        let req = llmswitch::chat_request(&request_json, protocol).map_err(|e| to_napi(e, None))?;
+        let settler = Settler::get(env)?;
+        let (deferred, promise) = settler.promise(env)?;
+        let id = opts.request_id.clone();
+        let done = move |outcome: ChatOutcome| {
+            let settled = match outcome {
+                Ok(done) if response_only => done.response_json_as(protocol).map_err(|e| to_napi(e, None).reason),
+                Ok(done) => done.to_json_as(&id, protocol).map_err(|e| to_napi(e, None).reason),
+                Err(f) => Err(payload_error(f.to_payload(&id)).reason),
+            };
+            settler.settle(deferred, settled);
+        };
+        within_runtime_if_available(|| self.inner.submit_chat(req, opts, done));
+        Ok(promise)
+    }
+
     #[napi]
     pub fn stream_chat(&self, request_json: String, options_json: Option<String>) -> napi::Result<NativeChunkStream> {
         let token = self.inner.request_token();
@@ -196,7 +222,7 @@ impl NativeScheduler {
 }
 
 /// The engine's options, and the protocol the caller speaks (`options.protocol`, OpenAI Chat by default).
-fn request_options(options_json: Option<String>, token: tokio_util::sync::CancellationToken) -> napi::Result<(RequestOptions, Protocol)> {
+fn request_options(options_json: Option<String>, token: CancellationToken) -> napi::Result<(RequestOptions, Protocol)> {
     let v = match options_json {
         Some(t) => parse_json(&t, "options")?,
         None => Value::Null,

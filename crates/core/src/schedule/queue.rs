@@ -34,6 +34,11 @@ impl<T> WaitQueue<T> {
         self.entries.pop_first().map(|(_, v)| v)
     }
 
+    /// The same, with the key it was queued under.
+    pub fn pop_entry(&mut self) -> Option<(QueueKey, T)> {
+        self.entries.pop_first()
+    }
+
     pub fn remove(&mut self, key: QueueKey) -> Option<T> {
         self.entries.remove(&key)
     }

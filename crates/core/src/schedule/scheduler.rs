@@ -5,6 +5,8 @@
 //!
 //! All shared state sits behind one mutex that is never held across an `.await`; waiting is on
 //! oneshot channels (queue slots), a `Notify` (member capacity) and one timer per deadline.
+//! Requests submitted with a callback (`submit_chat`) wait as data instead (`parked.rs`): no
+//! task, timer or token until they are granted a slot.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
@@ -23,6 +25,7 @@ use super::config::SchedulerConfig;
 use super::events::{EventKind, EventSink, NoEvents};
 use super::member::{Member, MemberOptions};
 use super::metrics::{round3, Histogram, RequestStats, Throughput};
+use super::parked::{expire_loop, ChatOutcome, Deadlines, Parked, ParkedChat, Waiter};
 use super::priority::Priority;
 use super::queue::{QueueKey, WaitQueue};
 use super::trace::{Trace, TrackerHook};
@@ -73,7 +76,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn before_any_attempt(error: Error) -> Self {
+    pub(super) fn before_any_attempt(error: Error) -> Self {
         Failure { error, pipeline_id: None, attempts: 0 }
     }
 
@@ -122,21 +125,51 @@ impl Completed<ChatResponse> {
 
     /// The same envelope with `response` in the caller's protocol.
     pub fn to_json_as(&self, request_id: &str, protocol: Protocol) -> Result<String> {
-        let mut response = serde_json::to_value(&self.value).map_err(|e| Error::Internal { message: e.to_string() })?;
-        if protocol != Protocol::OpenAIChat {
-            response = crate::llmswitch::convert_response(&response, Protocol::OpenAIChat, protocol)?;
-        }
-        let envelope = json!({
-            "requestId": request_id,
-            "pipelineId": &*self.route.pipeline_id,
-            "targetId": self.route.target_id.as_deref(),
-            "attempts": self.attempts,
-            "queueTime": round3(self.queued.as_secs_f64() * 1000.0),
-            "duration": round3(self.elapsed.as_secs_f64() * 1000.0),
-            "response": response,
-        });
-        serde_json::to_string(&envelope).map_err(|e| Error::Internal { message: e.to_string() })
+        let text = match protocol {
+            // Serialised straight from the typed response: no intermediate `Value`.
+            Protocol::OpenAIChat => serde_json::to_string(&self.envelope(request_id, &self.value)),
+            other => serde_json::to_string(&self.envelope(request_id, &self.response_as(other)?)),
+        };
+        text.map_err(|e| Error::Internal { message: e.to_string() })
     }
+
+    fn envelope<'a, R: serde::Serialize>(&'a self, request_id: &'a str, response: &'a R) -> Envelope<'a, R> {
+        Envelope {
+            request_id,
+            pipeline_id: &self.route.pipeline_id,
+            target_id: self.route.target_id.as_deref(),
+            attempts: self.attempts,
+            queue_time: round3(self.queued.as_secs_f64() * 1000.0),
+            duration: round3(self.elapsed.as_secs_f64() * 1000.0),
+            response,
+        }
+    }
+
+    /// Only the response, in the caller's protocol, as JSON text.
+    pub fn response_json_as(&self, protocol: Protocol) -> Result<String> {
+        let text = match protocol {
+            Protocol::OpenAIChat => serde_json::to_string(&self.value),
+            other => serde_json::to_string(&self.response_as(other)?),
+        };
+        text.map_err(|e| Error::Internal { message: e.to_string() })
+    }
+
+    fn response_as(&self, protocol: Protocol) -> Result<Value> {
+        let response = serde_json::to_value(&self.value).map_err(|e| Error::Internal { message: e.to_string() })?;
+        crate::llmswitch::convert_response(&response, Protocol::OpenAIChat, protocol)
+    }
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a, R> {
+    request_id: &'a str,
+    pipeline_id: &'a str,
+    target_id: Option<&'a str>,
+    attempts: u32,
+    queue_time: f64,
+    duration: f64,
+    response: &'a R,
 }
 
 /// Cheap to clone: clones share one scheduler.
@@ -145,7 +178,7 @@ pub struct Scheduler {
     shared: Arc<Shared>,
 }
 
-struct Shared {
+pub(super) struct Shared {
     state: Mutex<State>,
     events: Arc<dyn EventSink>,
     /// Signalled whenever a member may have become selectable (a call finished, a member was
@@ -156,12 +189,19 @@ struct Shared {
     health_task: Mutex<Option<AbortHandle>>,
     started: Instant,
     tracker: RwLock<Option<TrackerHook>>,
+    /// Where parked requests are started (the runtime the scheduler was created in).
+    runtime: Option<tokio::runtime::Handle>,
+    /// Tells the parked-deadline task that an earlier deadline arrived.
+    parked_wake: Arc<Notify>,
 }
 
 struct State {
     config: SchedulerConfig,
     members: Vec<Member>,
-    queue: WaitQueue<oneshot::Sender<()>>,
+    queue: WaitQueue<Waiter>,
+    /// Deadlines of the parked requests in `queue` (suspended futures keep their own timers).
+    parked: Deadlines,
+    parked_timer_started: bool,
     running: usize,
     balancer: Balancer,
     stats: RequestStats,
@@ -179,6 +219,18 @@ struct State {
 
 fn ms(d: Duration) -> u64 {
     d.as_millis().min(u64::MAX as u128) as u64
+}
+
+fn destroyed_error() -> Error {
+    Error::Cancelled { message: "The scheduler was destroyed".into() }
+}
+
+fn queue_timeout(timeout: Duration) -> Error {
+    Error::Timeout {
+        message: format!("The request waited in the queue for its whole timeout ({} ms)", ms(timeout)),
+        phase: TimeoutPhase::Queue,
+        timeout_ms: ms(timeout),
+    }
 }
 
 /// Whether a failure says the member is in trouble (and so feeds its breaker): 5xx, 408, 429,
@@ -234,17 +286,73 @@ impl State {
         transitions
     }
 
-    /// Hands free slots to the longest-waiting highest-priority requests.
-    fn grant_waiting(&mut self) {
+    /// Hands free slots to the longest-waiting highest-priority requests. Parked requests are
+    /// returned with their slot counted: the caller starts them (`start_parked`) once the lock
+    /// is released.
+    #[must_use]
+    fn grant_waiting(&mut self) -> Vec<Box<dyn Parked>> {
+        let mut ready = Vec::new();
         while self.running < self.config.max_concurrent_requests {
-            match self.queue.pop() {
-                Some(grant) => {
+            let Some((key, waiter)) = self.queue.pop_entry() else { break };
+            match waiter {
+                Waiter::Wake(grant) => {
                     if grant.send(()).is_ok() {
                         self.running += 1;
                     }
                 }
-                None => break,
+                Waiter::Start(parked) => {
+                    self.parked.remove(parked.deadline(), key);
+                    self.running += 1;
+                    ready.push(parked);
+                }
             }
+        }
+        ready
+    }
+}
+
+type Granted = Vec<(Arc<Shared>, Box<dyn Parked>)>;
+
+thread_local! {
+    /// Parked requests granted while this thread is already starting some (see `start_parked`).
+    static STARTING: std::cell::RefCell<Option<Granted>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Starts parked requests granted a slot by `grant_waiting`.
+///
+/// A start whose task is dropped at once (the runtime is shutting down) drops its slot, which
+/// grants the next parked request: started from here that would recurse once per queued
+/// request and overflow the stack. So a start nested in another one only hands its requests
+/// to the outermost call on this thread, which starts them in a loop.
+fn start_parked(shared: &Arc<Shared>, ready: Vec<Box<dyn Parked>>) {
+    if ready.is_empty() {
+        return;
+    }
+    let mut batch: Granted = ready.into_iter().map(|p| (shared.clone(), p)).collect();
+    let outermost = STARTING.with(|s| {
+        let mut s = s.borrow_mut();
+        match s.as_mut() {
+            Some(waiting) => {
+                waiting.append(&mut batch);
+                false
+            }
+            None => {
+                *s = Some(Vec::new());
+                true
+            }
+        }
+    });
+    if !outermost {
+        return;
+    }
+    loop {
+        for (shared, parked) in batch.drain(..) {
+            parked.start(Scheduler { shared: shared.clone() }, Slot { shared }, true);
+        }
+        batch = STARTING.with(|s| std::mem::take(s.borrow_mut().as_mut().expect("set by the outermost call")));
+        if batch.is_empty() {
+            STARTING.with(|s| *s.borrow_mut() = None);
+            return;
         }
     }
 }
@@ -253,18 +361,23 @@ impl State {
 enum Ticket {
     Running(Slot),
     Queued { key: QueueKey, rx: oneshot::Receiver<()> },
+    /// A parked request that waited in the queue and was granted this slot.
+    Granted(Slot),
 }
 
 /// A running-request slot; freeing it admits the next queued request.
-struct Slot {
+pub(super) struct Slot {
     shared: Arc<Shared>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut st = State::lock(&self.shared);
-        st.running = st.running.saturating_sub(1);
-        st.grant_waiting();
+        let ready = {
+            let mut st = State::lock(&self.shared);
+            st.running = st.running.saturating_sub(1);
+            st.grant_waiting()
+        };
+        start_parked(&self.shared, ready);
     }
 }
 
@@ -379,6 +492,8 @@ impl Scheduler {
                 config,
                 members: Vec::new(),
                 queue: WaitQueue::default(),
+                parked: Deadlines::default(),
+                parked_timer_started: false,
                 running: 0,
                 balancer: Balancer::default(),
                 stats: RequestStats::default(),
@@ -397,6 +512,8 @@ impl Scheduler {
             health_task: Mutex::new(None),
             started: now,
             tracker: RwLock::new(None),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            parked_wake: Arc::new(Notify::new()),
         });
         let s = Scheduler { shared };
         s.restart_health_checks();
@@ -449,6 +566,7 @@ impl Scheduler {
     /// requests keep running (a raised limit admits queued ones at once).
     pub fn update_config(&self, config: SchedulerConfig) {
         let interval_changed;
+        let ready;
         let mut closed = Vec::new();
         {
             let mut st = State::lock(&self.shared);
@@ -461,8 +579,9 @@ impl Scheduler {
                 }
             }
             st.config = config;
-            st.grant_waiting();
+            ready = st.grant_waiting();
         }
+        start_parked(&self.shared, ready);
         for id in closed {
             emit_transition(&self.shared, &id, Transition::Closed);
         }
@@ -485,7 +604,7 @@ impl Scheduler {
         {
             let mut st = State::lock(&self.shared);
             if st.destroyed {
-                return Err(Error::Cancelled { message: "The scheduler was destroyed".into() });
+                return Err(destroyed_error());
             }
             if st.members.iter().any(|m| &*m.id == id) {
                 return Err(Error::validation("id", format!("a pipeline with id '{id}' is already registered")));
@@ -572,7 +691,7 @@ impl Scheduler {
 
     fn cancelled_error(&self) -> Error {
         if self.shared.shutdown.is_cancelled() {
-            Error::Cancelled { message: "The scheduler was destroyed".into() }
+            destroyed_error()
         } else {
             Error::Cancelled { message: "The request was cancelled".into() }
         }
@@ -585,7 +704,7 @@ impl Scheduler {
         let (key, rx, queue_len) = {
             let mut st = State::lock(&self.shared);
             if st.destroyed {
-                return Err(Error::Cancelled { message: "The scheduler was destroyed".into() });
+                return Err(destroyed_error());
             }
             if st.running < st.config.max_concurrent_requests && st.queue.is_empty() {
                 st.running += 1;
@@ -596,7 +715,7 @@ impl Scheduler {
                 return Err(Error::QueueFull { message: format!("The request queue is full ({max} requests waiting)"), max_size: max });
             }
             let (tx, rx) = oneshot::channel();
-            let key = st.queue.push(opts.priority, tx);
+            let key = st.queue.push(opts.priority, Waiter::Wake(tx));
             (key, rx, st.queue.len())
         };
         self.emit(EventKind::RequestQueued, || {
@@ -609,6 +728,7 @@ impl Scheduler {
     async fn acquire_slot(&self, ticket: Result<Ticket>, opts: &RequestOptions, entered: Instant, deadline: Instant, timeout: Duration) -> Result<(Slot, Duration)> {
         let (key, mut rx) = match ticket? {
             Ticket::Running(slot) => return Ok((slot, Duration::ZERO)),
+            Ticket::Granted(slot) => return Ok((slot, entered.elapsed())),
             Ticket::Queued { key, rx } => (key, rx),
         };
         let error = tokio::select! {
@@ -616,14 +736,10 @@ impl Scheduler {
             granted = &mut rx => match granted {
                 Ok(()) => return Ok((Slot { shared: self.shared.clone() }, entered.elapsed())),
                 // The queue was drained by destroy().
-                Err(_) => return Err(Error::Cancelled { message: "The scheduler was destroyed".into() }),
+                Err(_) => return Err(destroyed_error()),
             },
             _ = opts.cancel.cancelled() => self.cancelled_error(),
-            _ = sleep_until(deadline) => Error::Timeout {
-                message: format!("The request waited in the queue for its whole timeout ({} ms)", ms(timeout)),
-                phase: TimeoutPhase::Queue,
-                timeout_ms: ms(timeout),
-            },
+            _ = sleep_until(deadline) => queue_timeout(timeout),
         };
         self.leave_queue(key, &mut rx);
         Err(error)
@@ -632,11 +748,16 @@ impl Scheduler {
     /// Takes a waiter out of the queue. If it was granted a slot in the meantime the slot is
     /// handed on; if destroy() drained the queue there is nothing to give back.
     fn leave_queue(&self, key: QueueKey, rx: &mut oneshot::Receiver<()>) {
-        let mut st = State::lock(&self.shared);
-        if st.queue.remove(key).is_none() && rx.try_recv().is_ok() {
-            st.running = st.running.saturating_sub(1);
-            st.grant_waiting();
-        }
+        let ready = {
+            let mut st = State::lock(&self.shared);
+            if st.queue.remove(key).is_none() && rx.try_recv().is_ok() {
+                st.running = st.running.saturating_sub(1);
+                st.grant_waiting()
+            } else {
+                Vec::new()
+            }
+        };
+        start_parked(&self.shared, ready);
     }
 
     /// Picks a member, preferring those this request has not failed on.
@@ -910,6 +1031,98 @@ impl Scheduler {
         async move { me.run_chat(ticket, started, req, opts, trace).await }
     }
 
+    /// The same chat, for a caller that wants its outcome through `done` (called once, from a
+    /// runtime thread) rather than as a future. When the scheduler is busy the request is
+    /// *parked*: it waits in the queue as data and its task is created only when a slot is
+    /// granted, so queued requests cost little memory. It can be cancelled only by `destroy()`
+    /// or its deadline; a caller that needs to abort it uses `chat`.
+    pub fn submit_chat(&self, req: ChatRequest, opts: RequestOptions, done: impl FnOnce(ChatOutcome) + Send + 'static) {
+        let started = Instant::now();
+        let trace = self.trace(&opts, "chat", req.model.as_deref());
+        let timeout = opts.timeout.unwrap_or_else(|| self.config().request_timeout);
+        let priority = opts.priority;
+        let request_id = opts.request_id.clone();
+        let mut parked = Some(Box::new(ParkedChat::new(req, opts, started, started + timeout, trace, done)));
+        let admitted = {
+            let mut st = State::lock(&self.shared);
+            if st.destroyed {
+                Err(destroyed_error())
+            } else if st.running < st.config.max_concurrent_requests && st.queue.is_empty() {
+                st.running += 1;
+                Ok(None)
+            } else if st.queue.len() >= st.config.max_queue_size {
+                let max = st.config.max_queue_size;
+                Err(Error::QueueFull { message: format!("The request queue is full ({max} requests waiting)"), max_size: max })
+            } else {
+                let p = parked.take().expect("parked once");
+                let deadline = p.deadline();
+                let key = st.queue.push(priority, Waiter::Start(p));
+                let earliest = st.parked.insert(deadline, key);
+                let start_timer = !std::mem::replace(&mut st.parked_timer_started, true);
+                Ok(Some((st.queue.len(), earliest, start_timer)))
+            }
+        };
+        match admitted {
+            Ok(None) => parked.take().expect("not parked").start(self.clone(), Slot { shared: self.shared.clone() }, false),
+            Ok(Some((queue_len, earliest, start_timer))) => {
+                if start_timer {
+                    let task = expire_loop(Arc::downgrade(&self.shared), self.shared.parked_wake.clone(), self.shared.shutdown.clone());
+                    self.spawn(task);
+                } else if earliest {
+                    self.shared.parked_wake.notify_one();
+                }
+                self.emit(EventKind::RequestQueued, || json!({"requestId": &*request_id, "priority": priority.0, "queueLength": queue_len}));
+            }
+            Err(e) => {
+                let p = parked.take().expect("not parked");
+                p.end(self, e);
+            }
+        }
+    }
+
+    pub(super) fn from_shared(shared: Arc<Shared>) -> Self {
+        Scheduler { shared }
+    }
+
+    /// Runs a task on the scheduler's runtime (the one it was created in, else the current one).
+    pub(super) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        match &self.shared.runtime {
+            Some(rt) => {
+                rt.spawn(task);
+            }
+            None => {
+                tokio::spawn(task);
+            }
+        }
+    }
+
+    /// A submitted chat granted `slot` (at once, or after waiting in the queue).
+    pub(super) async fn run_granted_chat(&self, slot: Slot, waited: bool, started: Instant, req: ChatRequest, opts: RequestOptions, trace: Trace) -> std::result::Result<Completed<ChatResponse>, Failure> {
+        let ticket = if waited { Ticket::Granted(slot) } else { Ticket::Running(slot) };
+        self.run_chat(Ok(ticket), started, req, opts, trace).await
+    }
+
+    /// Ends the parked requests whose deadline is at or before `now`; the next deadline.
+    pub(super) fn expire_parked(&self, now: Instant) -> Option<Instant> {
+        let (expired, next) = {
+            let mut st = State::lock(&self.shared);
+            let due = st.parked.take_due(now);
+            let expired: Vec<Box<dyn Parked>> = due
+                .into_iter()
+                .filter_map(|key| match st.queue.remove(key) {
+                    Some(Waiter::Start(p)) => Some(p),
+                    _ => None,
+                })
+                .collect();
+            (expired, st.parked.first())
+        };
+        for p in expired {
+            let timeout = p.timeout();
+            p.end(self, queue_timeout(timeout));
+        }
+        next
+    }
+
     /// Waits for a running slot; `(slot, time queued, deadline)`. A failure here is reported.
     async fn enter(&self, ticket: Result<Ticket>, started: Instant, opts: &RequestOptions, trace: &Trace) -> std::result::Result<(Slot, Duration, Instant), Failure> {
         let timeout = opts.timeout.unwrap_or_else(|| self.config().request_timeout);
@@ -919,14 +1132,17 @@ impl Scheduler {
                 trace.done("queue", || json!({"queueTime": round3(queued.as_secs_f64() * 1000.0)}));
                 Ok((slot, queued, deadline))
             }
-            Err(e) => {
-                trace.fail("queue", &e);
-                let f = Failure::before_any_attempt(e);
-                self.report_failure(opts, &f, started.elapsed(), started);
-                trace.finish(|| json!({"success": false, "error": f.error.to_payload(), "duration": round3(started.elapsed().as_secs_f64() * 1000.0)}), false);
-                Err(f)
-            }
+            Err(e) => Err(self.queue_failed(e, started, opts, trace)),
         }
+    }
+
+    /// Records and reports a request that ended before it got a running slot.
+    pub(super) fn queue_failed(&self, e: Error, started: Instant, opts: &RequestOptions, trace: &Trace) -> Failure {
+        trace.fail("queue", &e);
+        let f = Failure::before_any_attempt(e);
+        self.report_failure(opts, &f, started.elapsed(), started);
+        trace.finish(|| json!({"success": false, "error": f.error.to_payload(), "duration": round3(started.elapsed().as_secs_f64() * 1000.0)}), false);
+        f
     }
 
     /// Counts a success and emits `requestCompleted`; returns the elapsed time.
@@ -1098,9 +1314,16 @@ impl Scheduler {
         let drained: Vec<_> = {
             let mut st = State::lock(&self.shared);
             st.destroyed = true;
+            st.parked.clear();
             st.queue.drain().collect()
         };
-        drop(drained); // dropping the senders wakes every waiter with "destroyed"
+        for waiter in drained {
+            match waiter {
+                // Dropping the sender wakes the waiter with "destroyed".
+                Waiter::Wake(grant) => drop(grant),
+                Waiter::Start(parked) => parked.end(self, destroyed_error()),
+            }
+        }
         self.shared.shutdown.cancel();
         if let Some(h) = self.shared.health_task.lock().unwrap_or_else(|p| p.into_inner()).take() {
             h.abort();

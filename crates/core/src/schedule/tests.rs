@@ -878,3 +878,128 @@ async fn a_refused_key_fails_over_only_when_asked() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Parked submissions (`submit_chat`): queued as data, started when granted.
+
+/// Submits a chat whose outcome arrives on the returned receiver.
+fn submit(s: &Scheduler, tag: &str, o: RequestOptions) -> tokio::sync::oneshot::Receiver<std::result::Result<Completed<ChatResponse>, Failure>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    s.submit_chat(req(tag), o, move |r| {
+        let _ = tx.send(r);
+    });
+    rx
+}
+
+#[tokio::test(start_paused = true)]
+async fn parked_submissions_run_in_priority_order_and_fifo_with_futures() {
+    let log = log();
+    let s = Scheduler::new(config(|c| c.max_concurrent_requests = 1));
+    s.add_member("a", Fake::new("a", 100, &log), MemberOptions::default()).unwrap();
+    let mut rxs = Vec::new();
+    let plan = [("first", 50.0), ("low", 25.0), ("high-1", 75.0), ("medium", 50.0), ("high-2", 75.0), ("critical", 100.0)];
+    for (tag, p) in plan {
+        let mut o = opts(&s, tag);
+        o.priority = Priority(p);
+        rxs.push(submit(&s, tag, o));
+    }
+    // A future-style call queued behind them keeps its FIFO place among the parked ones.
+    let mut o = opts(&s, "future-high");
+    o.priority = Priority(75.0);
+    let fut = tokio::spawn(s.chat(req("future-high"), o));
+    for rx in rxs {
+        let done = rx.await.unwrap().unwrap();
+        assert_eq!(done.value.choices.len(), 1);
+    }
+    assert!(fut.await.unwrap().is_ok());
+    let order: Vec<String> = log.lock().unwrap().clone();
+    assert_eq!(order, ["a:first", "a:critical", "a:high-1", "a:high-2", "a:future-high", "a:medium", "a:low"]);
+    let m = s.metrics();
+    assert_eq!((m["successfulRequests"].as_u64(), m["queueLength"].as_u64(), m["currentConcurrentRequests"].as_u64()), (Some(7), Some(0), Some(0)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parked_request_measures_its_queue_time_and_an_immediate_one_does_not() {
+    let log = log();
+    let s = Scheduler::new(config(|c| c.max_concurrent_requests = 1));
+    s.add_member("a", Fake::new("a", 100, &log), MemberOptions::default()).unwrap();
+    let first = submit(&s, "first", opts(&s, "first"));
+    let second = submit(&s, "second", opts(&s, "second"));
+    let first = first.await.unwrap().unwrap();
+    let second = second.await.unwrap().unwrap();
+    assert_eq!(first.queued, Duration::ZERO);
+    assert_eq!(second.queued, Duration::from_millis(100), "waited for the first call");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parked_request_times_out_in_the_queue_without_running() {
+    let log = log();
+    let s = Scheduler::new(config(|c| c.max_concurrent_requests = 1));
+    s.add_member("a", Fake::new("a", 1000, &log), MemberOptions::default()).unwrap();
+    let running = submit(&s, "r", opts(&s, "r"));
+    let mut short = opts(&s, "short");
+    short.timeout = Some(Duration::from_millis(300));
+    let mut shorter = opts(&s, "shorter");
+    shorter.timeout = Some(Duration::from_millis(200));
+    let t0 = Instant::now();
+    let short = submit(&s, "short", short);
+    let shorter = submit(&s, "shorter", shorter);
+    let later = submit(&s, "later", opts(&s, "later"));
+    let f = shorter.await.unwrap().unwrap_err();
+    assert_eq!(t0.elapsed(), Duration::from_millis(200), "the earlier deadline fires first, though submitted second");
+    assert!(matches!(f.error, Error::Timeout { phase: TimeoutPhase::Queue, timeout_ms: 200, .. }), "{:?}", f.error);
+    let f = short.await.unwrap().unwrap_err();
+    assert_eq!(t0.elapsed(), Duration::from_millis(300));
+    assert!(matches!(f.error, Error::Timeout { phase: TimeoutPhase::Queue, timeout_ms: 300, .. }), "{:?}", f.error);
+    assert!(running.await.unwrap().is_ok());
+    assert!(later.await.unwrap().is_ok());
+    assert_eq!(*log.lock().unwrap(), ["a:r", "a:later"], "timed-out requests never ran");
+    let m = s.metrics();
+    assert_eq!((m["successfulRequests"].as_u64(), m["failedRequests"].as_u64(), m["queueLength"].as_u64()), (Some(2), Some(2), Some(0)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn parked_requests_are_bounded_and_ended_by_destroy() {
+    let log = log();
+    let events = Arc::new(Events::default());
+    let s = Scheduler::with_events(config(|c| {
+        c.max_concurrent_requests = 1;
+        c.max_queue_size = 2;
+    }), events.clone());
+    s.add_member("a", Fake::new("a", 1000, &log), MemberOptions::default()).unwrap();
+    let running = submit(&s, "r", opts(&s, "r"));
+    let q1 = submit(&s, "q1", opts(&s, "q1"));
+    let q2 = submit(&s, "q2", opts(&s, "q2"));
+    let full = submit(&s, "q3", opts(&s, "q3")).await.unwrap().unwrap_err();
+    assert!(matches!(full.error, Error::QueueFull { max_size: 2, .. }), "{:?}", full.error);
+    assert_eq!(events.kinds().iter().filter(|k| **k == EventKind::RequestQueued).count(), 2);
+    sleep(Duration::from_millis(10)).await;
+    s.destroy();
+    for rx in [running, q1, q2] {
+        assert_eq!(rx.await.unwrap().unwrap_err().error, Error::Cancelled { message: "The scheduler was destroyed".into() });
+    }
+    let late = submit(&s, "late", opts(&s, "late")).await.unwrap().unwrap_err();
+    assert!(matches!(late.error, Error::Cancelled { .. }));
+    assert_eq!(*log.lock().unwrap(), ["a:r"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ten_thousand_parked_requests_all_complete_and_a_raised_limit_starts_them() {
+    let log = log();
+    let s = Scheduler::new(config(|c| c.max_concurrent_requests = 4));
+    s.add_member("a", Fake::new("a", 1, &log), MemberOptions::default()).unwrap();
+    let rxs: Vec<_> = (0..10_000).map(|i| submit(&s, "", opts(&s, &i.to_string()))).collect();
+    assert_eq!(s.metrics()["queueLength"].as_u64(), Some(9_996));
+    let mut c = s.config();
+    c.max_concurrent_requests = 64;
+    s.update_config(c);
+    assert_eq!(s.metrics()["currentConcurrentRequests"].as_u64(), Some(64), "the raised limit started parked requests at once");
+    let mut ok = 0;
+    for rx in rxs {
+        ok += rx.await.unwrap().is_ok() as usize;
+    }
+    assert_eq!(ok, 10_000);
+    assert_eq!(log.lock().unwrap().len(), 10_000);
+    let m = s.metrics();
+    assert_eq!((m["queueLength"].as_u64(), m["currentConcurrentRequests"].as_u64()), (Some(0), Some(0)));
+}

@@ -19,8 +19,12 @@ pub struct TrackerHook {
     pub label: Arc<str>,
 }
 
-pub(crate) struct Trace {
-    hook: Option<TrackerHook>,
+/// One request's trace; `None` (one word, no allocation) when no tracker is set, which is
+/// what every queued request carries in the common case.
+pub(crate) struct Trace(Option<Box<Active>>);
+
+struct Active {
+    hook: TrackerHook,
     request_id: Arc<str>,
     /// False when the caller created the context (a `requestContext` passed in): the caller
     /// completes it, not the scheduler.
@@ -29,7 +33,7 @@ pub(crate) struct Trace {
 
 impl Trace {
     pub fn none() -> Self {
-        Trace { hook: None, request_id: "".into(), owned: false }
+        Trace(None)
     }
 
     /// Attaches to the caller's context with this id, or opens one.
@@ -49,51 +53,52 @@ impl Trace {
             t.update_context(request_id, &json!({"model": m}));
         }
         t.complete_stage(request_id, "request-init", Some(&json!({"operation": operation, "priority": priority})));
-        Trace { hook: Some(hook), request_id: request_id.clone(), owned }
+        Trace(Some(Box::new(Active { hook, request_id: request_id.clone(), owned })))
     }
 
     pub fn start(&self, stage: &str, data: impl FnOnce() -> Value) {
-        if let Some(h) = &self.hook {
-            h.tracker.add_stage(&self.request_id, stage, Some(&data()));
+        if let Some(a) = &self.0 {
+            a.hook.tracker.add_stage(&a.request_id, stage, Some(&data()));
         }
     }
 
     pub fn done(&self, stage: &str, data: impl FnOnce() -> Value) {
-        if let Some(h) = &self.hook {
-            h.tracker.complete_stage(&self.request_id, stage, Some(&data()));
+        if let Some(a) = &self.0 {
+            a.hook.tracker.complete_stage(&a.request_id, stage, Some(&data()));
         }
     }
 
     pub fn fail(&self, stage: &str, error: &Error) {
-        if let Some(h) = &self.hook {
-            h.tracker.fail_stage(&self.request_id, stage, &error.to_string(), Some(&json!({"code": error.code()})));
+        if let Some(a) = &self.0 {
+            a.hook.tracker.fail_stage(&a.request_id, stage, &error.to_string(), Some(&json!({"code": error.code()})));
         }
     }
 
     /// Names the pipeline (and target) that served the request.
     pub fn route(&self, route: &Route) {
-        if let Some(h) = &self.hook {
+        if let Some(a) = &self.0 {
             let provider = route.target_id.as_deref().unwrap_or(&route.pipeline_id);
-            h.tracker.update_context(&self.request_id, &json!({"pipelineId": &*route.pipeline_id, "provider": provider}));
+            a.hook.tracker.update_context(&a.request_id, &json!({"pipelineId": &*route.pipeline_id, "provider": provider}));
         }
     }
 
     /// Completes the context (when the scheduler opened it) and records the I/O entry, whose
     /// fields `io` builds only when I/O tracking is on (`success` in it is the outcome).
     pub fn finish(&self, io: impl FnOnce() -> Value, succeeded: bool) {
-        let Some(h) = &self.hook else { return };
+        let Some(a) = &self.0 else { return };
+        let h = &a.hook;
         if h.tracker.io().is_some() {
             let mut entry = io();
             if let Value::Object(o) = &mut entry {
                 o.insert("operationType".into(), "pipeline_end".into());
-                o.insert("operationId".into(), (&*self.request_id).into());
-                o.insert("requestId".into(), (&*self.request_id).into());
+                o.insert("operationId".into(), (&*a.request_id).into());
+                o.insert("requestId".into(), (&*a.request_id).into());
                 o.insert("moduleId".into(), (&*h.label).into());
             }
             h.tracker.record_io(entry);
         }
-        if self.owned {
-            h.tracker.complete_request_with(&self.request_id, Some(succeeded));
+        if a.owned {
+            h.tracker.complete_request_with(&a.request_id, Some(succeeded));
         }
     }
 }

@@ -1,0 +1,224 @@
+//! Settles promises created on the JS thread from any thread, through ONE threadsafe function
+//! per JS thread, in batches.
+//!
+//! A napi-rs `async fn` creates a threadsafe function (a libuv handle, a queue, an async
+//! resource) for every call; with 100,000 requests waiting in a queue that is most of their
+//! memory, and creating it is a measurable part of each call. Here a call creates only its
+//! promise (`napi_create_promise`); its outcome is pushed on a shared list from whatever
+//! thread finished it, and one threadsafe-function call drains everything that accumulated.
+//!
+//! The threadsafe function is unreferenced while no promise is pending, so an idle scheduler
+//! never keeps Node alive, and referenced while any is (a pending request keeps the process
+//! alive, as a pending `fetch` does).
+//!
+//! A promise resolves with the outcome's JSON already parsed (`JSON.parse`, called from here)
+//! and rejects with the error JS's factory builds (`setErrorFactory`: the exported error
+//! classes), so JS hands the promise to its caller as is: no `.then` per call.
+
+use std::cell::OnceCell;
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use napi::bindgen_prelude::PromiseRaw;
+use napi::{check_status, sys, Env};
+
+/// What a settled promise receives: JSON text to resolve with (parsed), or an error message
+/// to reject with (through the error factory).
+pub type Outcome = Result<String, String>;
+
+/// A promise's resolver, created on the JS thread; only the JS thread may use it.
+pub struct Deferred(sys::napi_deferred);
+
+// The raw deferred is only touched on the JS thread (in `drain`); other threads carry it.
+unsafe impl Send for Deferred {}
+
+pub struct Settler {
+    tsfn: sys::napi_threadsafe_function,
+    ready: Mutex<Vec<(Deferred, Outcome)>>,
+    /// A drain call is queued on the threadsafe function.
+    scheduled: AtomicBool,
+    /// Promises created and not yet settled (touched on the JS thread only).
+    pending: std::cell::Cell<usize>,
+    /// `JSON.parse`, and JS's `(message) => Error` (JS thread only).
+    json_parse: std::cell::Cell<sys::napi_ref>,
+    error_factory: std::cell::Cell<sys::napi_ref>,
+}
+
+// `tsfn` is thread-safe by contract; `pending` is only used on the JS thread.
+unsafe impl Send for Settler {}
+unsafe impl Sync for Settler {}
+
+thread_local! {
+    /// One settler per JS thread (main thread, each worker thread), leaked: it lives as long
+    /// as the environment, and its threadsafe function is torn down with it.
+    static SETTLER: OnceCell<&'static Settler> = const { OnceCell::new() };
+}
+
+impl Settler {
+    /// This JS thread's settler.
+    pub fn get(env: &Env) -> napi::Result<&'static Settler> {
+        SETTLER.with(|cell| {
+            if let Some(s) = cell.get() {
+                return Ok(*s);
+            }
+            let s = Self::create(env)?;
+            let _ = cell.set(s);
+            Ok(s)
+        })
+    }
+
+    fn create(env: &Env) -> napi::Result<&'static Settler> {
+        let settler: &'static mut Settler = Box::leak(Box::new(Settler {
+            tsfn: ptr::null_mut(),
+            ready: Mutex::new(Vec::new()),
+            scheduled: AtomicBool::new(false),
+            pending: std::cell::Cell::new(0),
+            json_parse: std::cell::Cell::new(ptr::null_mut()),
+            error_factory: std::cell::Cell::new(ptr::null_mut()),
+        }));
+        settler.json_parse.set(json_parse_ref(env)?);
+        let name = "rcc-pipeline settle";
+        let mut resource_name = ptr::null_mut();
+        check_status!(unsafe { sys::napi_create_string_utf8(env.raw(), name.as_ptr().cast(), name.len() as isize, &mut resource_name) })?;
+        let mut tsfn = ptr::null_mut();
+        check_status!(unsafe {
+            sys::napi_create_threadsafe_function(
+                env.raw(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                resource_name,
+                0,
+                1,
+                ptr::null_mut(),
+                None,
+                (settler as *mut Settler).cast(),
+                Some(drain),
+                &mut tsfn,
+            )
+        })?;
+        check_status!(unsafe { sys::napi_unref_threadsafe_function(env.raw(), tsfn) })?;
+        settler.tsfn = tsfn;
+        Ok(settler)
+    }
+
+    /// Rejections are built by `factory(message)` from now on (JS thread).
+    pub fn set_error_factory(&self, env: &Env, factory: sys::napi_value) -> napi::Result<()> {
+        let mut r = ptr::null_mut();
+        check_status!(unsafe { sys::napi_create_reference(env.raw(), factory, 1, &mut r) })?;
+        let old = self.error_factory.replace(r);
+        if !old.is_null() {
+            unsafe { sys::napi_delete_reference(env.raw(), old) };
+        }
+        Ok(())
+    }
+
+    /// A new pending promise and its resolver (JS thread).
+    pub fn promise<'env, T>(&self, env: &'env Env) -> napi::Result<(Deferred, PromiseRaw<'env, T>)> {
+        let mut deferred = ptr::null_mut();
+        let mut promise = ptr::null_mut();
+        check_status!(unsafe { sys::napi_create_promise(env.raw(), &mut deferred, &mut promise) })?;
+        let n = self.pending.get();
+        if n == 0 {
+            check_status!(unsafe { sys::napi_ref_threadsafe_function(env.raw(), self.tsfn) })?;
+        }
+        self.pending.set(n + 1);
+        Ok((Deferred(deferred), PromiseRaw::new(env.raw(), promise)))
+    }
+
+    /// Settles `deferred` with `outcome` soon, on the JS thread (any thread).
+    pub fn settle(&'static self, deferred: Deferred, outcome: Outcome) {
+        self.ready.lock().unwrap_or_else(|p| p.into_inner()).push((deferred, outcome));
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            // Non-blocking on an unbounded queue: fails only while the environment is closing,
+            // when nobody is left to receive the outcome.
+            unsafe { sys::napi_call_threadsafe_function(self.tsfn, ptr::null_mut(), sys::ThreadsafeFunctionCallMode::nonblocking) };
+        }
+    }
+}
+
+/// The threadsafe function's callback (JS thread): settles everything that is ready.
+unsafe extern "C" fn drain(env: sys::napi_env, _js_callback: sys::napi_value, context: *mut c_void, _data: *mut c_void) {
+    let settler = unsafe { &*(context as *const Settler) };
+    // Cleared before taking the list: an outcome pushed after this schedules another drain.
+    settler.scheduled.store(false, Ordering::Release);
+    let ready = std::mem::take(&mut *settler.ready.lock().unwrap_or_else(|p| p.into_inner()));
+    if env.is_null() {
+        return; // the environment is being torn down
+    }
+    let count = ready.len();
+    for (deferred, outcome) in ready {
+        unsafe { settle_one(env, settler, deferred, outcome) };
+    }
+    let left = settler.pending.get().saturating_sub(count);
+    settler.pending.set(left);
+    if left == 0 {
+        unsafe { sys::napi_unref_threadsafe_function(env, settler.tsfn) };
+    }
+}
+
+/// A reference to the global `JSON.parse`.
+fn json_parse_ref(env: &Env) -> napi::Result<sys::napi_ref> {
+    let raw = env.raw();
+    let (mut global, mut json, mut parse, mut r) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+    check_status!(unsafe { sys::napi_get_global(raw, &mut global) })?;
+    check_status!(unsafe { sys::napi_get_named_property(raw, global, c"JSON".as_ptr(), &mut json) })?;
+    check_status!(unsafe { sys::napi_get_named_property(raw, json, c"parse".as_ptr(), &mut parse) })?;
+    check_status!(unsafe { sys::napi_create_reference(raw, parse, 1, &mut r) })?;
+    Ok(r)
+}
+
+/// Calls the function behind `r` with one argument; the result, or the exception it threw.
+unsafe fn call(env: sys::napi_env, r: sys::napi_ref, arg: sys::napi_value) -> Result<sys::napi_value, sys::napi_value> {
+    let (mut f, mut undefined, mut out) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+    unsafe {
+        sys::napi_get_reference_value(env, r, &mut f);
+        sys::napi_get_undefined(env, &mut undefined);
+        if sys::napi_call_function(env, undefined, f, 1, &arg, &mut out) == sys::Status::napi_ok {
+            return Ok(out);
+        }
+        let mut exception = ptr::null_mut();
+        sys::napi_get_and_clear_last_exception(env, &mut exception);
+        Err(exception)
+    }
+}
+
+unsafe fn settle_one(env: sys::napi_env, settler: &Settler, deferred: Deferred, outcome: Outcome) {
+    let mut scope = ptr::null_mut();
+    unsafe { sys::napi_open_handle_scope(env, &mut scope) };
+    let (text, ok) = match &outcome {
+        Ok(t) => (t.as_str(), true),
+        Err(m) => (m.as_str(), false),
+    };
+    let mut value = ptr::null_mut();
+    unsafe { sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &mut value) };
+    let settled = if ok {
+        unsafe { call(env, settler.json_parse.get(), value) }
+    } else {
+        let factory = settler.error_factory.get();
+        if factory.is_null() {
+            let mut error = ptr::null_mut();
+            unsafe { sys::napi_create_error(env, ptr::null_mut(), value, &mut error) };
+            Err(error)
+        } else {
+            // The factory's result is the rejection, whether it returned or threw it.
+            match unsafe { call(env, factory, value) } {
+                Ok(e) | Err(e) => Err(e),
+            }
+        }
+    };
+    match settled {
+        Ok(v) => unsafe { sys::napi_resolve_deferred(env, deferred.0, v) },
+        Err(e) => unsafe { sys::napi_reject_deferred(env, deferred.0, e) },
+    };
+    unsafe { sys::napi_close_handle_scope(env, scope) };
+}
+
+/// Registers `(message) => Error`, which builds the rejections of settled promises (the
+/// exported error classes, in the caller's realm). index.js calls it once per JS thread.
+#[napi_derive::napi(ts_args_type = "factory: (message: string) => Error")]
+pub fn set_error_factory(env: &Env, factory: napi::bindgen_prelude::Unknown) -> napi::Result<()> {
+    use napi::JsValue;
+    Settler::get(env)?.set_error_factory(env, factory.raw())
+}
