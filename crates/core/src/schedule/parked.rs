@@ -83,18 +83,22 @@ impl Settings {
     }
 }
 
-/// A parked request's body. Kept as JSON text while it waits: a one-message request is ~70
-/// bytes of text against ~650 as a `ChatRequest`; it is parsed again when it starts.
+/// A parked request's body. Compacted to JSON text when it has to wait (a one-message request
+/// is ~70 bytes of text against ~650 as a `ChatRequest`) and parsed again when it starts; a
+/// request that runs at once is never serialised.
 enum Body {
     Text(Box<str>),
     Typed(Box<ChatRequest>),
 }
 
 impl Body {
-    fn of(req: ChatRequest) -> Self {
-        match serde_json::to_string(&req) {
-            Ok(text) => Body::Text(text.into_boxed_str()),
-            Err(_) => Body::Typed(Box::new(req)),
+    fn compact(self) -> Self {
+        match self {
+            Body::Typed(req) => match serde_json::to_string(&*req) {
+                Ok(text) => Body::Text(text.into_boxed_str()),
+                Err(_) => Body::Typed(req),
+            },
+            text => text,
         }
     }
 
@@ -114,11 +118,23 @@ pub(super) struct ParkedChat<F> {
     deadline: Instant,
     trace: Trace,
     done: F,
+    compacted: bool,
 }
 
 impl<F: FnOnce(ChatOutcome) + Send + 'static> ParkedChat<F> {
     pub(super) fn new(req: ChatRequest, opts: RequestOptions, started: Instant, deadline: Instant, trace: Trace, done: F) -> Self {
-        ParkedChat { body: Body::of(req), settings: Settings::of(opts), started, deadline, trace, done }
+        ParkedChat { body: Body::Typed(Box::new(req)), settings: Settings::of(opts), started, deadline, trace, done, compacted: false }
+    }
+
+    pub(super) fn is_compact(&self) -> bool {
+        self.compacted
+    }
+
+    /// Shrinks the request for its wait in the queue.
+    pub(super) fn compact(&mut self) {
+        let body = std::mem::replace(&mut self.body, Body::Text("".into()));
+        self.body = body.compact();
+        self.compacted = true;
     }
 }
 

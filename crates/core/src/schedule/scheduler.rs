@@ -543,6 +543,11 @@ impl Scheduler {
         trace
     }
 
+    /// The configured whole-request timeout (without cloning the config).
+    fn request_timeout(&self) -> Duration {
+        State::lock(&self.shared).config.request_timeout
+    }
+
     pub fn config(&self) -> SchedulerConfig {
         State::lock(&self.shared).config.clone()
     }
@@ -808,7 +813,7 @@ impl Scheduler {
     }
 
     fn deadline_error(&self, opts: &RequestOptions) -> Error {
-        let t = opts.timeout.unwrap_or_else(|| self.config().request_timeout);
+        let t = opts.timeout.unwrap_or_else(|| self.request_timeout());
         Error::Timeout { message: format!("The request timed out after {} ms", ms(t)), phase: TimeoutPhase::Total, timeout_ms: ms(t) }
     }
 
@@ -1039,28 +1044,35 @@ impl Scheduler {
     pub fn submit_chat(&self, req: ChatRequest, opts: RequestOptions, done: impl FnOnce(ChatOutcome) + Send + 'static) {
         let started = Instant::now();
         let trace = self.trace(&opts, "chat", req.model.as_deref());
-        let timeout = opts.timeout.unwrap_or_else(|| self.config().request_timeout);
+        let timeout = opts.timeout.unwrap_or_else(|| self.request_timeout());
         let priority = opts.priority;
         let request_id = opts.request_id.clone();
         let mut parked = Some(Box::new(ParkedChat::new(req, opts, started, started + timeout, trace, done)));
-        let admitted = {
+        let admitted = loop {
             let mut st = State::lock(&self.shared);
             if st.destroyed {
-                Err(destroyed_error())
+                break Err(destroyed_error());
             } else if st.running < st.config.max_concurrent_requests && st.queue.is_empty() {
                 st.running += 1;
-                Ok(None)
+                break Ok(None);
             } else if st.queue.len() >= st.config.max_queue_size {
                 let max = st.config.max_queue_size;
-                Err(Error::QueueFull { message: format!("The request queue is full ({max} requests waiting)"), max_size: max })
-            } else {
-                let p = parked.take().expect("parked once");
-                let deadline = p.deadline();
-                let key = st.queue.push(priority, Waiter::Start(p));
-                let earliest = st.parked.insert(deadline, key);
-                let start_timer = !std::mem::replace(&mut st.parked_timer_started, true);
-                Ok(Some((st.queue.len(), earliest, start_timer)))
+                break Err(Error::QueueFull { message: format!("The request queue is full ({max} requests waiting)"), max_size: max });
             }
+            let p = parked.as_mut().expect("not parked yet");
+            if !p.is_compact() {
+                // It will wait: shrink it to its JSON text first, outside the lock, then decide
+                // again (a slot may have been freed meanwhile).
+                drop(st);
+                p.compact();
+                continue;
+            }
+            let p = parked.take().expect("parked once");
+            let deadline = p.deadline();
+            let key = st.queue.push(priority, Waiter::Start(p));
+            let earliest = st.parked.insert(deadline, key);
+            let start_timer = !std::mem::replace(&mut st.parked_timer_started, true);
+            break Ok(Some((st.queue.len(), earliest, start_timer)));
         };
         match admitted {
             Ok(None) => parked.take().expect("not parked").start(self.clone(), Slot { shared: self.shared.clone() }, false),
@@ -1125,7 +1137,7 @@ impl Scheduler {
 
     /// Waits for a running slot; `(slot, time queued, deadline)`. A failure here is reported.
     async fn enter(&self, ticket: Result<Ticket>, started: Instant, opts: &RequestOptions, trace: &Trace) -> std::result::Result<(Slot, Duration, Instant), Failure> {
-        let timeout = opts.timeout.unwrap_or_else(|| self.config().request_timeout);
+        let timeout = opts.timeout.unwrap_or_else(|| self.request_timeout());
         let deadline = started + timeout;
         match self.acquire_slot(ticket, opts, started, deadline, timeout).await {
             Ok((slot, queued)) => {
