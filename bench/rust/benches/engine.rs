@@ -27,7 +27,6 @@ const SIZES: [usize; 3] = [10, 100, 1_000];
 struct Cand {
     units: i64,
     load: u32,
-    score: i64,
     ok: bool,
 }
 
@@ -38,19 +37,16 @@ impl Candidate for Cand {
     fn in_flight(&self) -> u32 {
         self.load
     }
-    fn swrr_score(&mut self) -> &mut i64 {
-        &mut self.score
-    }
 }
 
 /// `n` eligible candidates with weights 1..=5 and, when `busy`, 1..=8 calls in flight each
-/// (so least-connections has to scan them all: none is idle).
+/// (so least-connections has no idle candidate to stop at).
 fn candidates(n: usize, busy: bool) -> Vec<Cand> {
-    (0..n)
-        .map(|i| Cand { units: weight_units(1.0 + (i % 5) as f64), load: if busy { 1 + (i % 8) as u32 } else { 0 }, score: 0, ok: true })
-        .collect()
+    (0..n).map(|i| Cand { units: weight_units(1.0 + (i % 5) as f64), load: if busy { 1 + (i % 8) as u32 } else { 0 }, ok: true }).collect()
 }
 
+/// What the scheduler does per decision: `Balancer::pick` over the members (weighted and
+/// least-connections keep their index in the balancer; the first pick builds it, untimed).
 fn bench_select(c: &mut Criterion) {
     let mut g = c.benchmark_group("select");
     g.throughput(Throughput::Elements(1));
@@ -58,33 +54,87 @@ fn bench_select(c: &mut Criterion) {
         ("round-robin", Strategy::RoundRobin, false),
         ("random", Strategy::Random, false),
         ("weighted", Strategy::Weighted, false),
-        // Worst case: every candidate busy, a full scan per pick.
+        // Every candidate busy (loads 1..=8, unchanged between picks: ties rotate).
         ("least-connections", Strategy::LeastConnections, true),
-        // Best case: the next candidate in line is idle, the scan stops at once.
+        // Every candidate idle.
         ("least-connections-idle", Strategy::LeastConnections, false),
     ];
     for (name, strategy, busy) in cases {
         for n in SIZES {
-            let mut items = candidates(n, busy);
+            let items = candidates(n, busy);
             let mut b = Balancer::with_seed(42);
+            b.pick(&strategy, &items, |_, c| c.ok);
             g.bench_with_input(BenchmarkId::new(name, n), &n, |bench, _| {
-                bench.iter(|| black_box(b.pick(black_box(&strategy), &mut items, |_, c| c.ok)))
+                bench.iter(|| black_box(b.pick(black_box(&strategy), &items, |_, c| c.ok)))
             });
         }
     }
-    // Round-robin / random when 90% of the candidates are ineligible (open breakers, full):
-    // the pick walks past them.
-    for (name, strategy) in [("round-robin-10pct-eligible", Strategy::RoundRobin), ("random-10pct-eligible", Strategy::Random)] {
+    // 90% of the candidates ineligible (open breakers, full): round-robin and random walk past
+    // them; weighted and least-connections park them when first met (until the scheduler says
+    // they changed), so they cost nothing afterwards.
+    let sparse: [(&str, Strategy); 4] = [
+        ("round-robin-10pct-eligible", Strategy::RoundRobin),
+        ("random-10pct-eligible", Strategy::Random),
+        ("weighted-10pct-eligible", Strategy::Weighted),
+        ("least-connections-10pct-eligible", Strategy::LeastConnections),
+    ];
+    for (name, strategy) in sparse {
         for n in SIZES {
-            let mut items = candidates(n, false);
+            let mut items = candidates(n, strategy == Strategy::LeastConnections);
             for (i, c) in items.iter_mut().enumerate() {
                 c.ok = i % 10 == 0;
             }
             let mut b = Balancer::with_seed(42);
+            for _ in 0..n {
+                b.pick(&strategy, &items, |_, c| c.ok);
+            }
             g.bench_with_input(BenchmarkId::new(name, n), &n, |bench, _| {
-                bench.iter(|| black_box(b.pick(black_box(&strategy), &mut items, |_, c| c.ok)))
+                bench.iter(|| black_box(b.pick(black_box(&strategy), &items, |_, c| c.ok)))
             });
         }
+    }
+    // The in-flight bookkeeping least-connections now does outside the pick: one load change
+    // told to the balancer (a call starting or finishing).
+    for n in SIZES {
+        let mut items = candidates(n, true);
+        let mut b = Balancer::with_seed(42);
+        b.pick(&Strategy::LeastConnections, &items, |_, c| c.ok);
+        let mut i = 0usize;
+        let mut up = true;
+        g.bench_with_input(BenchmarkId::new("in-flight-update", n), &n, |bench, _| {
+            bench.iter(|| {
+                i = (i + 7) % n;
+                if up {
+                    items[i].load += 1;
+                } else {
+                    items[i].load -= 1;
+                }
+                up = !up;
+                b.changed(black_box(i), &items[i]);
+            })
+        });
+    }
+    // A whole call as the balancer sees it under least-connections with every member busy:
+    // the pick, the call starting on it, and one finishing elsewhere (loads stay put).
+    for n in SIZES {
+        let mut items = candidates(n, true);
+        let mut b = Balancer::with_seed(42);
+        b.pick(&Strategy::LeastConnections, &items, |_, c| c.ok);
+        let mut j = 0usize;
+        g.bench_with_input(BenchmarkId::new("least-connections-call", n), &n, |bench, _| {
+            bench.iter(|| {
+                let i = b.pick(&Strategy::LeastConnections, &items, |_, c| c.ok).expect("eligible");
+                items[i].load += 1;
+                b.changed(i, &items[i]);
+                // A call finishes on the busiest-but-one candidate in a rotation, so the loads
+                // do not drift.
+                j = (j + 1) % n;
+                let k = if items[j].load > 1 { j } else { i };
+                items[k].load -= 1;
+                b.changed(k, &items[k]);
+                i
+            })
+        });
     }
     g.finish();
 }

@@ -56,7 +56,8 @@ pub(crate) struct Member {
     pub backend: Arc<dyn Backend>,
     pub options: MemberOptions,
     units: i64,
-    swrr: i64,
+    /// Calls in flight. The scheduler tells its balancer after every change (and after any
+    /// change that may make the member eligible again: breaker, options, configuration).
     pub in_flight: u32,
     pub breaker: Breaker,
     pub stats: RequestStats,
@@ -74,7 +75,6 @@ impl Member {
             backend,
             units: weight_units(options.weight),
             options,
-            swrr: 0,
             in_flight: 0,
             breaker: Breaker::default(),
             stats: RequestStats::default(),
@@ -138,8 +138,5 @@ impl Candidate for Member {
     }
     fn in_flight(&self) -> u32 {
         self.in_flight
-    }
-    fn swrr_score(&mut self) -> &mut i64 {
-        &mut self.swrr
     }
 }

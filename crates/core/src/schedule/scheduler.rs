@@ -255,8 +255,23 @@ impl State {
         shared.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Members are kept in the order they were added, so their uids increase: a binary search.
     fn member_index(&self, uid: u64) -> Option<usize> {
-        self.members.iter().position(|m| m.uid == uid)
+        self.members.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+
+    /// `member_index`, trying first where the member was (it is still there unless an earlier
+    /// member was removed since).
+    fn member_index_at(&self, hint: usize, uid: u64) -> Option<usize> {
+        match self.members.get(hint) {
+            Some(m) if m.uid == uid => Some(hint),
+            _ => self.member_index(uid),
+        }
+    }
+
+    /// Tells the balancer that member `i` changed (its load, options or breaker).
+    fn member_changed(&mut self, i: usize) {
+        self.balancer.changed(i, &self.members[i]);
     }
 
     /// Notes that breaker `i` may have opened (its half-open time joins the earliest one).
@@ -274,9 +289,10 @@ impl State {
         }
         let cfg = self.config.breaker.clone();
         let mut next: Option<Instant> = None;
-        for m in self.members.iter_mut() {
+        for (i, m) in self.members.iter_mut().enumerate() {
             if let Some(t) = m.breaker.refresh(now, &cfg) {
                 transitions.push((m.id.clone(), t));
+                self.balancer.changed(i, m);
             }
             if let Some(t) = m.breaker.open_until() {
                 next = Some(next.map_or(t, |n| n.min(t)));
@@ -386,6 +402,9 @@ impl Drop for Slot {
 struct Lease {
     shared: Arc<Shared>,
     uid: u64,
+    /// Where the member was in the list when leased: found again in O(1) unless an earlier
+    /// member was removed meanwhile (then by uid, O(log n)).
+    index: usize,
     id: Arc<str>,
     backend: Arc<dyn Backend>,
     /// The model this member is asked for (a virtual model's target model), if set.
@@ -413,7 +432,7 @@ impl Lease {
         {
             let mut st = State::lock(shared);
             let breaker_cfg = st.config.breaker.clone();
-            if let Some(i) = st.member_index(self.uid) {
+            if let Some(i) = st.member_index_at(self.index, self.uid) {
                 let m = &mut st.members[i];
                 m.in_flight = m.in_flight.saturating_sub(1);
                 let t = match outcome {
@@ -446,6 +465,7 @@ impl Lease {
                     }
                     transitions = Some(t);
                 }
+                st.member_changed(i);
             }
         }
         if let Some(t) = transitions {
@@ -584,6 +604,8 @@ impl Scheduler {
                 }
             }
             st.config = config;
+            let st = &mut *st;
+            st.balancer.changed_all(&st.config.strategy, &st.members);
             ready = st.grant_waiting();
         }
         start_parked(&self.shared, ready);
@@ -616,7 +638,9 @@ impl Scheduler {
             }
             let uid = st.next_uid;
             st.next_uid += 1;
-            st.members.push(Member::new(uid, id.into(), backend, options));
+            let m = Member::new(uid, id.into(), backend, options);
+            st.balancer.push(&m);
+            st.members.push(m);
         }
         self.shared.capacity_changed.notify_waiters();
         Ok(())
@@ -625,9 +649,10 @@ impl Scheduler {
     /// Removes a member; its calls in flight finish normally.
     pub fn remove_member(&self, id: &str) -> bool {
         let mut st = State::lock(&self.shared);
-        let before = st.members.len();
-        st.members.retain(|m| &*m.id != id);
-        st.members.len() != before
+        let Some(i) = st.members.iter().position(|m| &*m.id == id) else { return false };
+        st.members.remove(i);
+        st.balancer.remove(i);
+        true
     }
 
     /// Applies the fields present in `patch` (`{weight?, maxConcurrentRequests?, enabled?}`);
@@ -653,11 +678,13 @@ impl Scheduler {
     pub fn update_member(&self, id: &str, f: impl FnOnce(&mut MemberOptions)) -> bool {
         let found = {
             let mut st = State::lock(&self.shared);
-            match st.members.iter_mut().find(|m| &*m.id == id) {
-                Some(m) => {
+            match st.members.iter().position(|m| &*m.id == id) {
+                Some(i) => {
+                    let m = &mut st.members[i];
                     let mut o = m.options.clone();
                     f(&mut o);
                     m.set_options(o);
+                    st.member_changed(i);
                     true
                 }
                 None => false,
@@ -677,10 +704,14 @@ impl Scheduler {
         let mut st = State::lock(&self.shared);
         let cfg = st.config.breaker.clone();
         let now = Instant::now();
-        let m = st.members.iter_mut().find(|m| &*m.id == id)?;
+        let i = st.members.iter().position(|m| &*m.id == id)?;
+        let m = &mut st.members[i];
         let t = m.breaker.refresh(now, &cfg);
         let state = m.breaker.state();
         let mid = m.id.clone();
+        if t.is_some() {
+            st.member_changed(i);
+        }
         drop(st);
         if let Some(t) = t {
             emit_transition(&self.shared, &mid, t);
@@ -835,9 +866,9 @@ impl Scheduler {
                 }
             } else {
                 let prefer = |_: usize, m: &Member| m.eligible(&cfg) && !excluded.contains(&m.uid);
-                let any_preferred = st.members.iter().any(|m| prefer(0, m));
                 let strategy = st.config.strategy.clone();
                 if let Strategy::Custom(name) = &strategy {
+                    let any_preferred = st.members.iter().any(|m| prefer(0, m));
                     let custom = self.shared.strategies.read().unwrap_or_else(|p| p.into_inner()).get(&**name).cloned();
                     let infos: Vec<Value> = st
                         .members
@@ -854,11 +885,8 @@ impl Scheduler {
                         )),
                     }
                 } else {
-                    let picked = if any_preferred {
-                        st.balancer.pick(&strategy, &mut st.members, prefer)
-                    } else {
-                        st.balancer.pick(&strategy, &mut st.members, |_, m| m.eligible(&cfg))
-                    };
+                    // Members this request failed on only when no other is eligible.
+                    let picked = st.balancer.pick_avoiding(&strategy, &st.members, |_, m| m.eligible(&cfg), |_, m| excluded.contains(&m.uid));
                     match picked {
                         Some(i) => Decision::Leased(self.lease(st, i)),
                         None => self.none_eligible(st, now),
@@ -900,16 +928,19 @@ impl Scheduler {
         m.in_flight += 1;
         m.last_used_ms = epoch_ms();
         let admission = m.breaker.admit(&cfg);
-        Lease {
+        let lease = Lease {
             shared: self.shared.clone(),
             uid: m.uid,
+            index: i,
             id: m.id.clone(),
             backend: m.backend.clone(),
             model: m.options.model.clone(),
             admission,
             started: Instant::now(),
             done: false,
-        }
+        };
+        st.member_changed(i);
+        lease
     }
 
     /// The attempt loop shared by chat and streams. `call` performs one attempt on a backend;

@@ -879,6 +879,218 @@ async fn a_refused_key_fails_over_only_when_asked() {
     }
 }
 
+/// Who served each logged call, counted, for the calls logged from `from` on.
+fn served_since(log: &Arc<Mutex<Vec<String>>>, from: usize) -> HashMap<String, usize> {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for l in log.lock().unwrap()[from..].iter() {
+        *counts.entry(l.split(':').next().unwrap().to_string()).or_default() += 1;
+    }
+    counts
+}
+
+#[tokio::test(start_paused = true)]
+async fn weighted_shares_stay_exact_after_a_reweight_a_removal_and_an_addition() {
+    let log = log();
+    let s = Scheduler::new(config(|c| c.strategy = Strategy::Weighted));
+    s.add_member("a", Fake::new("a", 0, &log), MemberOptions { weight: 3.0, ..Default::default() }).unwrap();
+    s.add_member("b", Fake::new("b", 0, &log), MemberOptions { weight: 1.0, ..Default::default() }).unwrap();
+    let run = |n: usize| {
+        let s = s.clone();
+        let log = log.clone();
+        async move {
+            let from = log.lock().unwrap().len();
+            for i in 0..n {
+                s.chat(req(""), opts(&s, &i.to_string())).await.unwrap();
+            }
+            served_since(&log, from)
+        }
+    };
+    let c = run(400).await;
+    assert_eq!((c["a"], c["b"]), (300, 100));
+    // Re-weighted mid-period: from then on every window of 3+3 picks is exact.
+    run(1).await;
+    assert!(s.patch_member("b", &json!({"weight": 3})).unwrap());
+    let c = run(600).await;
+    assert_eq!((c["a"], c["b"]), (300, 300));
+    assert!(s.remove_member("a"));
+    s.add_member("c", Fake::new("c", 0, &log), MemberOptions { weight: 2.0, ..Default::default() }).unwrap();
+    let c = run(500).await;
+    assert_eq!((c["b"], c["c"]), (300, 200));
+    assert!(!c.contains_key("a"));
+}
+
+/// A call that finishes after its member (or an earlier one) was removed: the removed member's
+/// count goes with it, the others' stay right, and selection keeps working on the rest.
+#[tokio::test(start_paused = true)]
+async fn in_flight_counts_stay_right_when_members_are_removed_during_calls() {
+    for strategy in [Strategy::LeastConnections, Strategy::Weighted, Strategy::RoundRobin] {
+        let log = log();
+        let s = Arc::new(Scheduler::new(config(|c| {
+            c.strategy = strategy.clone();
+            c.max_concurrent_requests = 10;
+        })));
+        for n in ["a", "b", "c", "d"] {
+            s.add_member(n, Fake::new(n, 100, &log), MemberOptions::default()).unwrap();
+        }
+        let spawn = |i: usize| {
+            let s = s.clone();
+            tokio::spawn(async move { s.chat(req(""), opts(&s, &i.to_string())).await.map(|c| c.route.pipeline_id) })
+        };
+        let hs: Vec<_> = (0..4).map(spawn).collect();
+        sleep(Duration::from_millis(10)).await;
+        let m = s.metrics();
+        for n in ["a", "b", "c", "d"] {
+            assert_eq!(m["pipelines"][n]["activeRequests"], 1, "{strategy:?} {n}");
+        }
+        // "a" is removed with its call in flight; "c" and "d" move down a place.
+        assert!(s.remove_member("a"));
+        for h in hs {
+            assert!(h.await.unwrap().is_ok());
+        }
+        let m = s.metrics();
+        assert!(m["pipelines"].get("a").is_none());
+        for n in ["b", "c", "d"] {
+            assert_eq!(m["pipelines"][n]["activeRequests"], 0, "{strategy:?} {n}");
+            assert_eq!(m["pipelines"][n]["successfulRequests"], 1, "{strategy:?} {n}");
+        }
+        // Calls started before a removal and finished after it, on moved members.
+        let hs: Vec<_> = (0..3).map(spawn).collect();
+        sleep(Duration::from_millis(10)).await;
+        assert!(s.remove_member("b"));
+        let served: Vec<_> = futures_util::future::join_all(hs).await.into_iter().map(|h| h.unwrap().unwrap()).collect();
+        assert!(served.iter().any(|p| &**p == "d"), "{strategy:?}: {served:?}");
+        let m = s.metrics();
+        for n in ["c", "d"] {
+            assert_eq!(m["pipelines"][n]["activeRequests"], 0, "{strategy:?} {n}");
+        }
+        // The rest share the work evenly.
+        let from = log.lock().unwrap().len();
+        let hs: Vec<_> = (0..8).map(spawn).collect();
+        for h in hs {
+            assert!(h.await.unwrap().is_ok());
+        }
+        let c = served_since(&log, from);
+        assert_eq!((c["c"], c["d"]), (4, 4), "{strategy:?}");
+    }
+}
+
+/// Weighted and least-connections take members out of their index when they find them
+/// ineligible; every way back (breaker half-open, calls finishing under a per-member cap,
+/// re-enabling, a configuration change) must bring them back. Debug builds also check at every
+/// pick that no eligible member is left out.
+#[tokio::test(start_paused = true)]
+async fn members_left_out_by_weighted_and_least_connections_come_back() {
+    for strategy in [Strategy::Weighted, Strategy::LeastConnections] {
+        let log = log();
+        let s = Arc::new(Scheduler::new(config(|c| {
+            c.strategy = strategy.clone();
+            c.max_concurrent_requests = 4;
+            c.retry.max_retries = 0;
+            c.breaker.failure_threshold = 1;
+            c.breaker.recovery_timeout = Duration::from_millis(1000);
+        })));
+        s.add_member("a", Fake::new("a", 0, &log).script([Step::Fail(http(503))]), MemberOptions::default()).unwrap();
+        s.add_member("b", Fake::new("b", 0, &log), MemberOptions::default()).unwrap();
+        let run = |n: usize| {
+            let s = s.clone();
+            let log = log.clone();
+            async move {
+                let from = log.lock().unwrap().len();
+                for i in 0..n {
+                    let _ = s.chat(req(""), opts(&s, &i.to_string())).await;
+                }
+                served_since(&log, from)
+            }
+        };
+        // "a" fails once: its breaker opens, "b" serves everything.
+        let c = run(10).await;
+        assert_eq!((c.get("a").copied(), c["b"]), (Some(1), 9), "{strategy:?}");
+        assert_eq!(s.circuit_state("a"), Some(CircuitState::Open));
+        // Half-open after the cooldown: the probe succeeds and "a" is back to an even share.
+        sleep(Duration::from_millis(1100)).await;
+        assert_eq!(s.circuit_state("a"), Some(CircuitState::HalfOpen));
+        let c = run(100).await;
+        assert_eq!((c["a"], c["b"]), (50, 50), "{strategy:?}");
+        // Disabled, then enabled.
+        assert!(s.update_member("a", |o| o.enabled = false));
+        let c = run(10).await;
+        assert_eq!((c.get("a"), c["b"]), (None, 10), "{strategy:?}");
+        assert!(s.update_member("a", |o| o.enabled = true));
+        let c = run(10).await;
+        assert_eq!((c["a"], c["b"]), (5, 5), "{strategy:?}");
+        // A configuration change (the breaker switched off) with "a" open again.
+        log.lock().unwrap().clear();
+        let s2 = Arc::new(Scheduler::new(config(|c| {
+            c.strategy = strategy.clone();
+            c.retry.max_retries = 0;
+            c.breaker.failure_threshold = 1;
+        })));
+        s2.add_member("a", Fake::new("a", 0, &log).script([Step::Fail(http(503))]), MemberOptions::default()).unwrap();
+        s2.add_member("b", Fake::new("b", 0, &log), MemberOptions::default()).unwrap();
+        for i in 0..4 {
+            let _ = s2.chat(req(""), opts(&s2, &i.to_string())).await;
+        }
+        assert_eq!(s2.circuit_state("a"), Some(CircuitState::Open));
+        s2.update_config(config(|c| {
+            c.strategy = strategy.clone();
+            c.retry.max_retries = 0;
+            c.breaker.enabled = false;
+        }));
+        let from = log.lock().unwrap().len();
+        for i in 0..10 {
+            s2.chat(req(""), opts(&s2, &i.to_string())).await.unwrap();
+        }
+        let c = served_since(&log, from);
+        assert_eq!((c["a"], c["b"]), (5, 5), "{strategy:?}");
+    }
+    // A member at its own cap is left out while full and back as soon as a call finishes.
+    let log = log();
+    let s = Arc::new(Scheduler::new(config(|c| {
+        c.strategy = Strategy::LeastConnections;
+        c.max_concurrent_requests = 4;
+    })));
+    s.add_member("a", Fake::new("a", 100, &log), MemberOptions { max_concurrency: Some(1), ..Default::default() }).unwrap();
+    s.add_member("b", Fake::new("b", 100, &log), MemberOptions::default()).unwrap();
+    let hs: Vec<_> = (0..20)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.chat(req(""), opts(&s, &i.to_string())).await.is_ok() })
+        })
+        .collect();
+    for h in hs {
+        assert!(h.await.unwrap());
+    }
+    let c = served_since(&log, 0);
+    // Five waves of four: "a" takes one call per wave, "b" the other three.
+    assert_eq!((c["a"], c["b"]), (5, 15));
+}
+
+#[tokio::test(start_paused = true)]
+async fn switching_strategies_at_run_time_keeps_every_member_in_play() {
+    let log = log();
+    let s = Scheduler::new(config(|c| c.strategy = Strategy::Weighted));
+    for (name, w) in [("a", 2.0), ("b", 1.0), ("c", 1.0)] {
+        s.add_member(name, Fake::new(name, 0, &log), MemberOptions { weight: w, ..Default::default() }).unwrap();
+    }
+    let expect = |strategy: Strategy, n: usize, shares: (usize, usize, usize)| {
+        s.update_config(config(|c| c.strategy = strategy.clone()));
+        let s = s.clone();
+        let log = log.clone();
+        async move {
+            let from = log.lock().unwrap().len();
+            for i in 0..n {
+                s.chat(req(""), opts(&s, &i.to_string())).await.unwrap();
+            }
+            let c = served_since(&log, from);
+            assert_eq!((c["a"], c["b"], c["c"]), shares, "{strategy:?}");
+        }
+    };
+    expect(Strategy::Weighted, 8, (4, 2, 2)).await;
+    expect(Strategy::RoundRobin, 9, (3, 3, 3)).await;
+    expect(Strategy::LeastConnections, 9, (3, 3, 3)).await;
+    expect(Strategy::Weighted, 8, (4, 2, 2)).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Parked submissions (`submit_chat`): queued as data, started when granted.
 
