@@ -2,12 +2,12 @@
 // Runs native calls and streams with AbortSignal support, converting rejections into the
 // exported error classes.
 
-const native = require('../native.js')
+const addon = require('../native.js')
 const { fromNative, cancelledBy } = require('./errors')
 
 // Promises the addon settles itself (`NativeScheduler.submit`) are rejected with the exported
 // error classes built here. Registered on every JS thread that loads the package.
-native.setErrorFactory((message) => fromNative(new Error(message)))
+addon.setErrorFactory((message) => fromNative(new Error(message)))
 
 /**
  * Starts a native call or stream (`start()` returns an object with `cancel()`) and ties it to
@@ -61,33 +61,106 @@ function runNativeSubmit(start) {
 }
 
 /**
- * Iterates a NativeChunkStream (batches of chunks as JSON arrays) chunk by chunk. Leaving the
- * loop early (`break`, `return()`, a throw) or aborting `signal` cancels the upstream call.
+ * Iterates a NativeChunkStream (batches of chunks as JSON arrays) chunk by chunk. The native
+ * stream starts on the first `next()`. Leaving the loop early (`break`, `return()`, a throw) or
+ * aborting `signal` cancels the upstream call.
+ *
+ * A plain async iterator rather than an async generator: each batch is parsed with one
+ * `JSON.parse` and its chunks are handed out from the array, one settled promise per chunk and
+ * no generator resumption. Calls made while a batch is being fetched wait for it, in order.
  */
-async function* iterateNativeStream(start, signal) {
-  const { handle: stream, detach } = startAbortable(start, signal)
-  const it = stream[Symbol.asyncIterator]()
-  let finished = false
-  try {
-    for (;;) {
-      let step
-      try {
-        step = await it.next()
-      } catch (e) {
-        finished = true
-        throw rejection(e, signal)
-      }
-      if (step.done) {
-        finished = true
-        return
-      }
-      const batch = JSON.parse(step.value)
-      for (const chunk of batch) yield chunk
-    }
-  } finally {
-    detach()
-    if (!finished) stream.cancel()
+function iterateNativeStream(start, signal) {
+  let stream = null
+  let native = null
+  let detach = null
+  let batch = null // parsed chunks, handed out from `pos`
+  let pos = 0
+  let state = 0 // 0: not started, 1: running, 2: finished
+  let inflight = null // the batch fetch in progress
+
+  /** Ends the iteration; true when the native stream was still running (then cancel it). */
+  const finish = () => {
+    const running = state === 1
+    state = 2
+    batch = null
+    if (detach) detach()
+    return running
   }
+
+  const fetchBatch = async () => {
+    try {
+      for (;;) {
+        let step
+        try {
+          step = await native.next()
+        } catch (e) {
+          finish()
+          throw rejection(e, signal)
+        }
+        if (state !== 1) return { value: undefined, done: true }
+        if (step.done) {
+          finish()
+          return { value: undefined, done: true }
+        }
+        let chunks
+        try {
+          chunks = JSON.parse(step.value)
+        } catch (e) {
+          if (finish()) stream.cancel()
+          throw e
+        }
+        // An encoder may hold events back (a buffered tool call): then the batch is empty.
+        if (chunks.length > 0) {
+          batch = chunks
+          pos = 1
+          return { value: chunks[0], done: false }
+        }
+      }
+    } finally {
+      inflight = null
+    }
+  }
+
+  const it = {
+    next() {
+      if (inflight !== null) return inflight.then(again, again)
+      if (batch !== null && pos < batch.length) return Promise.resolve({ value: batch[pos++], done: false })
+      if (state === 2) return Promise.resolve({ value: undefined, done: true })
+      if (state === 0) {
+        try {
+          const started = startAbortable(start, signal)
+          stream = started.handle
+          detach = started.detach
+          native = stream[Symbol.asyncIterator]()
+          state = 1
+        } catch (e) {
+          state = 2
+          return Promise.reject(e)
+        }
+      }
+      inflight = fetchBatch()
+      return inflight
+    },
+    return(value) {
+      const close = () => {
+        if (finish()) stream.cancel()
+        return { value, done: true }
+      }
+      return inflight !== null ? inflight.then(close, close) : Promise.resolve(close())
+    },
+    throw(err) {
+      const close = () => {
+        if (finish()) stream.cancel()
+        return Promise.reject(err)
+      }
+      return inflight !== null ? inflight.then(close, close) : close()
+    },
+    [Symbol.asyncIterator]() {
+      return this
+    },
+  }
+  const again = () => it.next()
+  return it
 }
 
 module.exports = { runNativeCall, runNativeSubmit, iterateNativeStream }

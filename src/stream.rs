@@ -1,6 +1,8 @@
 //! `NativeChunkStream`: an async iterator over batches of chunks. Each `next()` yields a JSON
-//! array of every chunk already waiting (at least one), so a fast stream costs one JS↔Rust
-//! round trip per batch, not per chunk. `return()` (a `break` in `for await`) and `cancel()`
+//! array of every chunk already waiting (at least one, at most 256), so a fast stream costs one
+//! JS↔Rust round trip per batch, not per chunk. A chunk that carries the upstream's text goes
+//! into the array as that text (no serialisation); the others, and protocol conversions, are
+//! serialised here. `return()` (a `break` in `for await`) and `cancel()`
 //! stop the producer and close the upstream connection.
 
 use std::sync::{Arc, OnceLock};
@@ -8,8 +10,7 @@ use std::sync::{Arc, OnceLock};
 use napi::bindgen_prelude::AsyncGenerator;
 use napi_derive::napi;
 use rcc_core::llmswitch::StreamEncoder;
-use rcc_core::model::ChatChunk;
-use rcc_core::provider::{ChunkStream, Route};
+use rcc_core::provider::{ChunkStream, Route, StreamChunk};
 use rcc_core::Error;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -20,21 +21,35 @@ use crate::error::to_napi;
 const MAX_BATCH: usize = 256;
 
 struct State {
-    stream: ChunkStream,
+    /// Dropped once the stream has ended, which releases what it holds (the upstream, the
+    /// scheduler's accounting) without waiting for the JS object to be collected.
+    stream: Option<ChunkStream>,
     /// An error met while filling a batch, delivered by the following `next()`.
     pending_error: Option<Error>,
     finished: bool,
+    /// The size of the last batch, to allocate the next one at once.
+    batch_hint: usize,
     /// Set when the caller speaks another protocol: chunks become its stream events.
     encoder: Option<Box<dyn StreamEncoder>>,
 }
 
 impl State {
-    /// Appends one chunk to the batch — as itself, or as the caller's protocol events.
-    fn push(&mut self, batch: &mut String, chunk: &ChatChunk) -> Result<(), Error> {
+    /// The stream has ended (or failed): nothing more to read.
+    fn end(&mut self) {
+        self.finished = true;
+        self.stream = None;
+    }
+
+    /// Appends one chunk to the batch — as itself (the upstream's text when it has it), or as
+    /// the caller's protocol events.
+    fn push(&mut self, batch: &mut String, item: &StreamChunk) -> Result<(), Error> {
         match &mut self.encoder {
-            None => push_item(batch, chunk),
+            None => match &item.raw {
+                Some(raw) => push_raw(batch, raw),
+                None => push_item(batch, &item.chunk),
+            },
             Some(enc) => {
-                let value = serde_json::to_value(chunk).map_err(|e| Error::Internal { message: e.to_string() })?;
+                let value = serde_json::to_value(&item.chunk).map_err(|e| Error::Internal { message: e.to_string() })?;
                 for event in enc.push(&value)? {
                     push_item(batch, &event);
                 }
@@ -82,7 +97,7 @@ impl NativeChunkStream {
         let cancel = stream.cancel_token();
         let route = stream.route_slot();
         NativeChunkStream {
-            state: Arc::new(Mutex::new(State { stream, pending_error: None, finished: false, encoder })),
+            state: Arc::new(Mutex::new(State { stream: Some(stream), pending_error: None, finished: false, batch_hint: 512, encoder })),
             cancel,
             route,
             map_error,
@@ -104,47 +119,50 @@ impl AsyncGenerator for NativeChunkStream {
         let state = self.state.clone();
         let map_error = self.map_error.clone();
         async move {
-            let mut st = state.lock().await;
+            let mut guard = state.lock().await;
+            let st = &mut *guard;
             if let Some(e) = st.pending_error.take() {
-                st.finished = true;
+                st.end();
                 return Err(map_error(e));
             }
-            if st.finished {
-                return Ok(None);
-            }
-            let first = match st.stream.next().await {
+            let Some(stream) = st.stream.as_mut().filter(|_| !st.finished) else { return Ok(None) };
+            let first = match stream.next_item().await {
                 None => {
-                    st.finished = true;
+                    st.end();
                     return st.closing_batch().map_err(|e| map_error(e));
                 }
                 Some(Err(e)) => {
-                    st.finished = true;
+                    st.end();
                     return Err(map_error(e));
                 }
                 Some(Ok(c)) => c,
             };
-            let mut batch = String::with_capacity(512);
+            let mut batch = String::with_capacity(st.batch_hint);
             batch.push('[');
             if let Err(e) = st.push(&mut batch, &first) {
-                st.finished = true;
+                st.end();
                 return Err(map_error(e));
             }
             for _ in 1..MAX_BATCH {
-                match st.stream.try_next() {
+                let Some(stream) = st.stream.as_mut() else { break };
+                match stream.try_next_item() {
                     Some(Ok(c)) => {
                         if let Err(e) = st.push(&mut batch, &c) {
                             st.pending_error = Some(e);
+                            st.stream = None;
                             break;
                         }
                     }
                     Some(Err(e)) => {
                         st.pending_error = Some(e);
+                        st.stream = None;
                         break;
                     }
                     None => break,
                 }
             }
             batch.push(']');
+            st.batch_hint = batch.len().clamp(512, 1 << 20);
             // An encoder may turn chunks into no event yet (a buffered tool call): then the
             // batch is `[]` and JS simply asks again.
             Ok(Some(batch))
@@ -155,6 +173,14 @@ impl AsyncGenerator for NativeChunkStream {
         self.cancel.cancel();
         async move { Ok(None) }
     }
+}
+
+/// Appends JSON text (one value) to a batch under construction (`[` already written).
+fn push_raw(out: &mut String, json: &str) {
+    if !out.ends_with('[') {
+        out.push(',');
+    }
+    out.push_str(json);
 }
 
 /// Appends one JSON item to a batch under construction (`[` already written).

@@ -203,3 +203,100 @@ async fn http2_and_models_and_health() {
     assert_eq!(h.status, HealthStatus::Unhealthy);
     assert!(h.error.is_some());
 }
+
+/// Chunks whose upstream text is forwarded as it is (the binding's fast path) say exactly what
+/// the normalised typed chunk says; usage (serialised in its own shape) is not forwarded raw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_chunk_text_equals_the_typed_chunk() {
+    let m = mock().await;
+    let p = provider(&m, serde_json::json!({}));
+    let mut s = p.stream_chat(request("chunks=50", true), CallOptions::default()).unwrap();
+    let (mut raw, mut typed) = (0, 0);
+    while let Some(item) = s.next_item().await {
+        let item = item.unwrap();
+        match &item.raw {
+            Some(text) => {
+                raw += 1;
+                let upstream: serde_json::Value = serde_json::from_str(text).unwrap();
+                assert_eq!(upstream, serde_json::to_value(&item.chunk).unwrap());
+                for field in ["id", "object", "created", "model", "choices"] {
+                    assert!(upstream.get(field).is_some(), "{field} in {text}");
+                }
+                assert_eq!(upstream["object"], "chat.completion.chunk");
+                let choice = &upstream["choices"][0];
+                assert!(choice.get("index").is_some() && choice.get("delta").is_some() && choice.get("finish_reason").is_some(), "{text}");
+            }
+            None => {
+                typed += 1;
+                assert!(item.chunk.usage.clone().flatten().is_some(), "only the usage chunk is typed: {:?}", item.chunk);
+            }
+        }
+    }
+    assert_eq!((raw, typed), (1 + 50 + 1, 1));
+}
+
+/// Serves one canned HTTP response (`body` in a single write) on a loopback port.
+async fn one_shot_server(body: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        // The request: headers, then Content-Length bytes of body.
+        loop {
+            let n = sock.read(&mut buf).await.unwrap();
+            req.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&req).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len = text[..end]
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                    .unwrap_or(0);
+                if req.len() >= end + 4 + len {
+                    break;
+                }
+            }
+            if n == 0 {
+                return;
+            }
+        }
+        let head = format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+        sock.write_all(format!("{head}{body}").as_bytes()).await.unwrap();
+        let _ = sock.shutdown().await;
+    });
+    format!("http://{addr}/v1")
+}
+
+/// Several events arrive in one read, with a broken one in the middle: the chunks before it
+/// are delivered, then the typed stream error naming the event, with the partial response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_event_inside_one_read_is_a_typed_stream_error() {
+    let chunk = |delta: &str, finish: &str| {
+        format!(r#"{{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{{"index":0,"delta":{delta},"finish_reason":{finish}}}]}}"#)
+    };
+    let events = [
+        chunk(r#"{"role":"assistant","content":""}"#, "null"),
+        chunk(r#"{"content":"Hel"}"#, "null"),
+        chunk(r#"{"content":"lo"}"#, "null"),
+        r#"{"id":"chatcmpl-1","choices":[{"delta":{"content":"bro"#.to_string(),
+        chunk(r#"{"content":" never"}"#, "null"),
+        chunk("{}", r#""stop""#),
+        "[DONE]".to_string(),
+    ];
+    let body: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+    let endpoint = one_shot_server(body).await;
+    let cfg = serde_json::json!({"name": "canned", "endpoint": endpoint, "apiKey": "sk-canned-test-key", "maxRetries": 0});
+    let p = OpenAICompatibleProvider::new(ProviderConfig::from_json(&cfg.to_string()).unwrap()).unwrap();
+    let (chunks, e) = collect(&p, request("", true), CallOptions::default()).await;
+    let text: String = chunks.iter().filter_map(|c| c.content()).collect();
+    assert_eq!((chunks.len(), text.as_str()), (3, "Hello"));
+    match e {
+        Some(Error::Stream { message, partial: Some(partial) }) => {
+            assert!(message.contains("malformed chunk in event 4"), "{message}");
+            assert_eq!(partial["choices"][0]["message"]["content"], "Hello");
+        }
+        other => panic!("{other:?}"),
+    }
+}

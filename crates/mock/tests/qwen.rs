@@ -556,3 +556,28 @@ async fn control_endpoints_over_http() {
     assert_eq!(m.control("qwen/stats", &json!({})).unwrap()["polls"], 0);
     assert!(m.control("qwen/bogus", &json!({})).is_err());
 }
+
+/// 500 chunks sent without delay (coalesced into a few writes) arrive complete and in order.
+#[tokio::test]
+async fn a_long_stream_arrives_complete_and_in_order() {
+    let m = mock().await;
+    let words: Vec<String> = (0..500).map(|i| format!("w{i}")).collect();
+    let scenario = format!("chunks=500,reply={}", words.join("_"));
+    let mut r = chat(&m, "/v1", "k", Some(&scenario), stream_body()).await;
+    let mut text = Vec::new();
+    let mut reads = 0;
+    while let Some(piece) = r.chunk().await.unwrap() {
+        text.extend_from_slice(&piece);
+        reads += 1;
+    }
+    let text = String::from_utf8(text).unwrap();
+    assert!(reads < 500, "{reads} reads for 500 chunks: the events were not coalesced");
+    assert_eq!(sse_data(&text).last().unwrap(), "[DONE]");
+    let c = chunks(&text);
+    assert_eq!(c.len(), 1 + 500 + 2, "role chunk, 500 content chunks, finish, usage");
+    let content: Vec<&str> = c.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).filter(|s| !s.is_empty()).collect();
+    let want: Vec<String> = words.iter().enumerate().map(|(i, w)| if i == 0 { w.clone() } else { format!(" {w}") }).collect();
+    assert_eq!(content, want);
+    assert_eq!(c[501]["choices"][0]["finish_reason"], "stop");
+    assert_eq!(m.stats().streams_completed, 1);
+}

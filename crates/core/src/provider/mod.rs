@@ -4,6 +4,7 @@
 pub mod auth;
 mod client;
 mod config;
+mod fast_chunk;
 mod http_error;
 pub mod iflow;
 mod openai;
@@ -14,4 +15,4 @@ pub mod vendor;
 pub use config::{CallOptions, HttpVersion, ProviderConfig, Timeouts, TimeoutsOverride};
 pub use http_error::{error_from_response, parse_retry_after};
 pub use openai::{HealthReport, HealthStatus, OpenAICompatibleProvider};
-pub use stream::{ChunkSender, ChunkStream, Route};
+pub use stream::{ChunkSender, ChunkStream, ReaderGone, Route, SharedTap, StreamChunk, StreamTap};

@@ -1,8 +1,10 @@
 //! The streaming call: a task reads SSE from the upstream, turns events into normalized
 //! chunks and hands them to the caller through a bounded channel (backpressure: a slow reader
-//! slows the upstream read, it does not grow memory).
+//! slows the upstream read, it does not grow memory). The chunks of one read travel as one
+//! message; each keeps the upstream's JSON text when that text is what the caller would get
+//! anyway ([`StreamChunk::raw`]), so that a binding forwards it without serialising again.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,6 +14,7 @@ use tokio::time::{timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::config::Timeouts;
+use super::fast_chunk;
 use super::http_error::{bad_answer, error_from_envelope};
 use super::openai::{ms, root_cause, Endpoint, Inner};
 use crate::error::{Error, Result, TimeoutPhase};
@@ -20,14 +23,83 @@ use crate::schedule::backoff::Backoff;
 use crate::sse::{SseDecoder, SseEvent};
 use crate::workflow::{response_to_chunks, ChunkAccumulator};
 
-const CHANNEL_CAPACITY: usize = 256;
+/// Messages a stream's channel holds (a chunk, or a batch of at most `MAX_SEND_BATCH`): with
+/// a slow reader at most 512 chunks wait, as when each chunk was its own message.
+const CHANNEL_CAPACITY: usize = 32;
+
+/// The most chunks of one upstream read sent as one message.
+const MAX_SEND_BATCH: usize = 16;
+
+/// One chunk on its way from a provider to the caller: the typed chunk, which the engine
+/// reads (accumulation, usage, finish reasons, vendor failures, protocol conversion), and, when
+/// it is exactly what serialising the typed chunk would give the caller once parsed, the
+/// upstream's JSON text, which a binding can hand over as it is instead of serialising again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamChunk {
+    pub chunk: ChatChunk,
+    pub raw: Option<String>,
+}
+
+impl StreamChunk {
+    /// A chunk without upstream text (built here, converted, or from a JS provider).
+    pub fn typed(chunk: ChatChunk) -> Self {
+        StreamChunk { chunk, raw: None }
+    }
+}
+
+impl From<ChatChunk> for StreamChunk {
+    fn from(chunk: ChatChunk) -> Self {
+        StreamChunk::typed(chunk)
+    }
+}
 
 /// The receiving end of a streaming call. Dropping it (or calling `cancel`) stops the
 /// producer and closes the upstream connection.
+///
+/// A stream can take over another one ([`ChunkSender::hand_over`]): a scheduler that has
+/// opened an upstream stream hands it to its reader with a [`StreamTap`] that does its
+/// accounting, instead of forwarding every chunk through a channel of its own. The reader then
+/// receives straight from the upstream, and each item goes through the taps on the way.
 pub struct ChunkStream {
-    rx: mpsc::Receiver<Result<ChatChunk>>,
+    rx: mpsc::Receiver<Msg>,
+    /// The rest of a batch received, handed out before the next message.
+    pending: std::vec::IntoIter<StreamChunk>,
     cancel: CancellationToken,
     route: Arc<OnceLock<Route>>,
+    /// The accounting of the streams taken over, innermost first.
+    taps: Vec<SharedTap>,
+    /// The tokens of the streams taken over, cancelled with this one.
+    upstream_cancels: Vec<CancellationToken>,
+    /// The end (or an error) has been handed out.
+    ended: bool,
+    /// Taken over by another stream: dropping this one must not stop anything.
+    moved: bool,
+}
+
+#[allow(clippy::large_enum_variant)] // a chunk is the usual message; boxing it would cost an allocation
+enum Msg {
+    Item(Result<StreamChunk>),
+    /// Chunks of one upstream read, in order (one message instead of one each).
+    Batch(Vec<StreamChunk>),
+    HandOver(Box<(ChunkStream, SharedTap)>),
+}
+
+/// What a scheduler keeps doing for a stream it handed over to its reader (see
+/// [`ChunkSender::hand_over`]): it sees every item on the reader's side.
+pub trait StreamTap: Send {
+    /// An item on its way to the reader (`None`: the stream ended); returns what the reader
+    /// gets (an error may be replaced).
+    fn item(&mut self, item: Option<Result<StreamChunk>>) -> Option<Result<StreamChunk>>;
+    /// The reader stopped before the end (cancelled, or dropped the stream). Called at most
+    /// once per way it can happen; must do nothing once the stream was accounted for.
+    fn abandon(&mut self);
+}
+
+/// A tap, shared by the reader and the task that watches for cancellation.
+pub type SharedTap = Arc<Mutex<dyn StreamTap>>;
+
+fn lock(tap: &SharedTap) -> std::sync::MutexGuard<'_, dyn StreamTap + 'static> {
+    tap.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Which pipeline (and target inside it) served a scheduled stream; known once the first chunk
@@ -39,13 +111,66 @@ pub struct Route {
 }
 
 /// The producing end of a `ChunkStream`.
-pub type ChunkSender = mpsc::Sender<Result<ChatChunk>>;
+#[derive(Clone)]
+pub struct ChunkSender(mpsc::Sender<Msg>);
+
+/// The reader of the stream is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReaderGone;
+
+impl ChunkSender {
+    /// Waits for room, then hands over a typed chunk (or the error that ends the stream).
+    pub async fn send(&self, item: Result<ChatChunk>) -> std::result::Result<(), ReaderGone> {
+        self.send_item(item.map(StreamChunk::typed)).await
+    }
+
+    pub async fn send_item(&self, item: Result<StreamChunk>) -> std::result::Result<(), ReaderGone> {
+        self.0.send(Msg::Item(item)).await.map_err(|_| ReaderGone)
+    }
+
+    /// Hands over without waiting; fails when the channel is full or the reader gone.
+    pub fn try_send(&self, item: Result<ChatChunk>) -> std::result::Result<(), ReaderGone> {
+        self.try_send_item(item.map(StreamChunk::typed))
+    }
+
+    pub fn try_send_item(&self, item: Result<StreamChunk>) -> std::result::Result<(), ReaderGone> {
+        self.0.try_send(Msg::Item(item)).map_err(|_| ReaderGone)
+    }
+
+    /// Hands over consecutive chunks as one message (the reader still gets them one by one).
+    pub async fn send_batch(&self, mut chunks: Vec<StreamChunk>) -> std::result::Result<(), ReaderGone> {
+        let msg = match chunks.len() {
+            0 => return Ok(()),
+            1 => Msg::Item(Ok(chunks.pop().expect("one chunk"))),
+            _ => Msg::Batch(chunks),
+        };
+        self.0.send(msg).await.map_err(|_| ReaderGone)
+    }
+
+    /// The rest of the stream comes from `upstream`: once the reader has received what was sent
+    /// before, it reads `upstream` directly, passing every item (and the end) through `tap`.
+    /// Nothing may be sent after this. When the reader is gone `upstream` is dropped (which
+    /// stops it) and the caller must abandon `tap` itself.
+    pub async fn hand_over(&self, upstream: ChunkStream, tap: SharedTap) -> std::result::Result<(), ReaderGone> {
+        self.0.send(Msg::HandOver(Box::new((upstream, tap)))).await.map_err(|_| ReaderGone)
+    }
+}
 
 impl ChunkStream {
     /// A stream fed through the returned sender. `cancel` fires when the reader stops.
     pub fn channel(cancel: CancellationToken) -> (ChunkSender, ChunkStream) {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        (tx, ChunkStream { rx, cancel, route: Arc::default() })
+        let stream = ChunkStream {
+            rx,
+            pending: Vec::new().into_iter(),
+            cancel,
+            route: Arc::default(),
+            taps: Vec::new(),
+            upstream_cancels: Vec::new(),
+            ended: false,
+            moved: false,
+        };
+        (ChunkSender(tx), stream)
     }
 
     /// The slot the producer fills with the route that served the stream.
@@ -59,19 +184,57 @@ impl ChunkStream {
 
     /// The next chunk; `None` once the stream ended normally.
     pub async fn next(&mut self) -> Option<Result<ChatChunk>> {
-        if self.cancel.is_cancelled() {
-            return Some(Err(Error::cancelled()));
-        }
-        tokio::select! {
-            biased;
-            item = self.rx.recv() => item,
-            _ = self.cancel.cancelled() => Some(Err(Error::cancelled())),
+        self.next_item().await.map(|r| r.map(|c| c.chunk))
+    }
+
+    /// The next chunk with its upstream text; `None` once the stream ended normally.
+    pub async fn next_item(&mut self) -> Option<Result<StreamChunk>> {
+        loop {
+            if self.cancel.is_cancelled() {
+                return Some(self.cancelled());
+            }
+            if self.ended {
+                return None;
+            }
+            if let Some(c) = self.pending.next() {
+                return self.through_taps(Some(Ok(c)));
+            }
+            let msg = tokio::select! {
+                biased;
+                msg = self.rx.recv() => Some(msg),
+                _ = self.cancel.cancelled() => None,
+            };
+            match msg {
+                None => return Some(self.cancelled()),
+                Some(Some(Msg::HandOver(h))) => self.take_over(*h),
+                Some(Some(Msg::Batch(b))) => self.pending = b.into_iter(),
+                Some(Some(Msg::Item(item))) => return self.through_taps(Some(item)),
+                Some(None) => return self.through_taps(None),
+            }
         }
     }
 
-    /// A chunk that is already waiting, without blocking (for batching).
+    /// A chunk that is already waiting, without blocking (for batching). `None` when nothing
+    /// is waiting or the stream ended: `next` says which.
     pub fn try_next(&mut self) -> Option<Result<ChatChunk>> {
-        self.rx.try_recv().ok()
+        self.try_next_item().map(|r| r.map(|c| c.chunk))
+    }
+
+    pub fn try_next_item(&mut self) -> Option<Result<StreamChunk>> {
+        loop {
+            if self.ended {
+                return None;
+            }
+            if let Some(c) = self.pending.next() {
+                return self.through_taps(Some(Ok(c)));
+            }
+            match self.rx.try_recv() {
+                Ok(Msg::HandOver(h)) => self.take_over(*h),
+                Ok(Msg::Batch(b)) => self.pending = b.into_iter(),
+                Ok(Msg::Item(item)) => return self.through_taps(Some(item)),
+                Err(_) => return None,
+            }
+        }
     }
 
     pub fn cancel_token(&self) -> CancellationToken {
@@ -81,11 +244,55 @@ impl ChunkStream {
     pub fn cancel(&self) {
         self.cancel.cancel();
     }
+
+    fn cancelled(&mut self) -> Result<StreamChunk> {
+        self.abandon_taps();
+        Err(Error::cancelled())
+    }
+
+    fn through_taps(&mut self, mut item: Option<Result<StreamChunk>>) -> Option<Result<StreamChunk>> {
+        if !matches!(item, Some(Ok(_))) {
+            self.ended = true;
+        }
+        for tap in &self.taps {
+            item = lock(tap).item(item);
+        }
+        item
+    }
+
+    /// Reads `upstream` from now on; its taps run before `tap`, which runs before ours. (Our
+    /// own batch is used up: a hand-over is read only then.)
+    fn take_over(&mut self, (mut upstream, tap): (ChunkStream, SharedTap)) {
+        upstream.moved = true;
+        let (_, closed) = mpsc::channel(1);
+        self.rx = std::mem::replace(&mut upstream.rx, closed);
+        self.pending = std::mem::replace(&mut upstream.pending, Vec::new().into_iter());
+        let mut taps = std::mem::take(&mut upstream.taps);
+        taps.push(tap);
+        taps.append(&mut self.taps);
+        self.taps = taps;
+        self.upstream_cancels.push(upstream.cancel.clone());
+        self.upstream_cancels.append(&mut upstream.upstream_cancels);
+        self.ended = upstream.ended;
+    }
+
+    fn abandon_taps(&mut self) {
+        for tap in &self.taps {
+            lock(tap).abandon();
+        }
+    }
 }
 
 impl Drop for ChunkStream {
     fn drop(&mut self) {
+        if self.moved {
+            return;
+        }
         self.cancel.cancel();
+        for c in &self.upstream_cancels {
+            c.cancel();
+        }
+        self.abandon_taps();
     }
 }
 
@@ -115,7 +322,7 @@ async fn produce_with_retries(
     req: ChatRequest,
     t: &Timeouts,
     deadline: Instant,
-    tx: &mpsc::Sender<Result<ChatChunk>>,
+    tx: &ChunkSender,
     emitted: &mut bool,
 ) -> Result<()> {
     let model = req.model.clone().unwrap_or_default();
@@ -139,8 +346,9 @@ async fn produce_with_retries(
 }
 
 /// What the SSE loop decided about one event.
+#[allow(clippy::large_enum_variant)] // short-lived; boxing would cost an allocation per chunk
 enum Step {
-    Chunk(Box<ChatChunk>),
+    Chunk(StreamChunk),
     Done,
     Skip,
 }
@@ -150,7 +358,7 @@ async fn produce_once(
     body: Bytes,
     model: &str,
     t: &Timeouts,
-    tx: &mpsc::Sender<Result<ChatChunk>>,
+    tx: &ChunkSender,
     emitted: &mut bool,
 ) -> Result<()> {
     let started = Instant::now();
@@ -200,6 +408,10 @@ async fn produce_once(
     let mut stream_id = None;
     let mut event_no = 0u64;
     let mut done = false;
+    // Chunks of the current read not yet handed over: sent together at the end of the read
+    // (the first chunk of the stream at once), and always before an error, so that the reader
+    // gets everything that came before it and `emitted` says whether anything did.
+    let mut out = Outbox { batch: Vec::new() };
     let stream_error = |acc: &ChunkAccumulator, message: String| Error::Stream {
         message,
         partial: Some(serde_json::to_value(acc.to_response()).unwrap_or(Value::Null)),
@@ -234,25 +446,39 @@ async fn produce_once(
         };
         for ev in events.drain(..) {
             event_no += 1;
-            let step = interpret(inner, &ev, model, &mut stream_id).map_err(|e| match e {
-                Interpret::Malformed(msg) => stream_error(&acc, format!("malformed chunk in event {event_no}: {msg}")),
-                Interpret::Upstream(err) => {
-                    if acc.chunk_count() == 0 {
-                        err
-                    } else {
-                        stream_error(&acc, format!("the upstream reported an error mid-stream: {err}"))
+            let step = match interpret(inner, ev, model, &mut stream_id) {
+                Ok(step) => step,
+                Err(e) => {
+                    if !out.flush(tx, emitted).await {
+                        return Ok(()); // the reader is gone
                     }
+                    return Err(match e {
+                        Interpret::Malformed(msg) => stream_error(&acc, format!("malformed chunk in event {event_no}: {msg}")),
+                        Interpret::Upstream(err) => {
+                            if acc.chunk_count() == 0 {
+                                err
+                            } else {
+                                stream_error(&acc, format!("the upstream reported an error mid-stream: {err}"))
+                            }
+                        }
+                    });
                 }
-            })?;
+            };
             match step {
                 Step::Done => {
                     done = true;
                     break 'read;
                 }
                 Step::Skip => {}
-                Step::Chunk(chunk) => {
-                    acc.push(&chunk);
-                    if let Some(e) = inner.quirks.as_ref().and_then(|q| q.stream_failure(&chunk)) {
+                Step::Chunk(item) => {
+                    let chunk = &item.chunk;
+                    acc.push(chunk);
+                    let failure = inner.quirks.as_ref().and_then(|q| q.stream_failure(chunk));
+                    let vendor = if failure.is_none() { vendor_failure(chunk) } else { None };
+                    if (failure.is_some() || vendor.is_some()) && !out.flush(tx, emitted).await {
+                        return Ok(());
+                    }
+                    if let Some(e) = failure {
                         return Err(match e {
                             Error::Stream { message, .. } => stream_error(&acc, message),
                             // Nothing reached the caller yet: the vendor's own error (a rate
@@ -261,19 +487,25 @@ async fn produce_once(
                             other => stream_error(&acc, other.to_string()),
                         });
                     }
-                    if let Some(reason) = vendor_failure(&chunk) {
+                    if let Some(reason) = vendor {
                         return Err(stream_error(&acc, reason));
                     }
-                    if tx.send(Ok(*chunk)).await.is_err() {
-                        return Ok(()); // the reader is gone
+                    out.batch.push(item);
+                    if (!*emitted || out.batch.len() >= MAX_SEND_BATCH) && !out.flush(tx, emitted).await {
+                        return Ok(());
                     }
-                    *emitted = true;
                 }
             }
+        }
+        if !out.flush(tx, emitted).await {
+            return Ok(());
         }
         if eof {
             break;
         }
+    }
+    if !out.flush(tx, emitted).await {
+        return Ok(());
     }
     if !done && !acc.all_finished() {
         return Err(stream_error(&acc, format!("the upstream closed the stream after {} chunks without finishing it", acc.chunk_count())));
@@ -282,18 +514,53 @@ async fn produce_once(
     Ok(())
 }
 
+/// The chunks of one read on their way to the reader.
+struct Outbox {
+    batch: Vec<StreamChunk>,
+}
+
+impl Outbox {
+    /// Hands the waiting chunks over; false when the reader is gone.
+    async fn flush(&mut self, tx: &ChunkSender, emitted: &mut bool) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(MAX_SEND_BATCH));
+        if tx.send_batch(batch).await.is_err() {
+            return false;
+        }
+        *emitted = true;
+        true
+    }
+}
+
 enum Interpret {
     Malformed(String),
     Upstream(Error),
 }
 
-fn interpret(inner: &Inner, ev: &SseEvent, model: &str, stream_id: &mut Option<String>) -> std::result::Result<Step, Interpret> {
+fn interpret(inner: &Inner, ev: SseEvent, model: &str, stream_id: &mut Option<String>) -> std::result::Result<Step, Interpret> {
     let data = ev.data.trim();
     if data.starts_with("[DONE]") {
         return Ok(Step::Done);
     }
     if data.is_empty() {
         return Ok(Step::Skip);
+    }
+    // The common case, parsed straight into the chunk. An object with `choices` is a chunk, not
+    // an error envelope (nor a business error: iFlow's check says the same), so the checks
+    // below cannot apply to it.
+    if ev.event.as_deref() != Some("error") {
+        if let Some(fast) = fast_chunk::parse(data) {
+            let mut chunk = fast.chunk;
+            let raw = if fast.canonical {
+                Some(if data.len() == ev.data.len() { ev.data } else { data.to_string() })
+            } else {
+                chunk.normalize(model, stream_id);
+                None
+            };
+            return Ok(Step::Chunk(StreamChunk { chunk, raw }));
+        }
     }
     let value: Value = serde_json::from_str(data).map_err(|e| Interpret::Malformed(e.to_string()))?;
     if let Some(e) = inner.quirks.as_ref().and_then(|q| q.business_error(&value)) {
@@ -305,7 +572,7 @@ fn interpret(inner: &Inner, ev: &SseEvent, model: &str, stream_id: &mut Option<S
     }
     let mut chunk: ChatChunk = serde_json::from_value(value).map_err(|e| Interpret::Malformed(e.to_string()))?;
     chunk.normalize(model, stream_id);
-    Ok(Step::Chunk(Box::new(chunk)))
+    Ok(Step::Chunk(StreamChunk::typed(chunk)))
 }
 
 /// Finish reasons some vendors use to report a failure inside an otherwise normal stream:

@@ -33,7 +33,7 @@ use crate::error::{Error, Result, TimeoutPhase};
 use crate::llmswitch::Protocol;
 use crate::time::epoch_ms;
 use crate::model::{ChatRequest, ChatResponse};
-use crate::provider::{CallOptions, ChunkSender, ChunkStream, HealthStatus, Route};
+use crate::provider::{CallOptions, ChunkSender, ChunkStream, HealthStatus, Route, SharedTap, StreamChunk, StreamTap};
 use crate::workflow::ChunkAccumulator;
 
 /// A strategy written in JS: gets the eligible candidates' `PipelineInfo`s, answers an id.
@@ -1272,7 +1272,7 @@ impl Scheduler {
                     let served = backend.stream_chat(req, call_opts).await?;
                     let mut s = served.value;
                     // The attempt succeeds only once the first chunk (or a clean end) arrived.
-                    let first = match s.next().await {
+                    let first = match s.next_item().await {
                         Some(Ok(c)) => Some(c),
                         Some(Err(e)) => return Err(e),
                         None => None,
@@ -1283,7 +1283,7 @@ impl Scheduler {
                 })
             }))
             .await;
-        let ((mut upstream, first), route, mut lease, attempts) = match opened {
+        let ((upstream, first), route, lease, attempts) = match opened {
             Ok(((s, first), route, lease, attempts)) => ((s, first), route, lease, attempts),
             Err(f) => {
                 drop(slot);
@@ -1296,58 +1296,46 @@ impl Scheduler {
         let _ = route_slot.set(route.clone());
         trace.route(&route);
         trace.start("response-processing", || json!({"pipelineId": &*route.pipeline_id}));
-        let mut acc = ChunkAccumulator::default();
-        let mut outcome: std::result::Result<(), Error> = Ok(());
-        if let Some(first) = first {
-            acc.push(&first);
-            if tx.send(Ok(first)).await.is_err() {
-                outcome = Err(self.cancelled_error());
-            }
-            while outcome.is_ok() {
-                match upstream.next().await {
-                    None => break,
-                    Some(Ok(c)) => {
-                        acc.push(&c);
-                        if tx.send(Ok(c)).await.is_err() {
-                            outcome = Err(self.cancelled_error());
-                        }
-                    }
-                    Some(Err(e)) => outcome = Err(mid_stream_error(e, &acc, opts.cancel.is_cancelled())),
-                }
-            }
+        let cancel = opts.cancel.clone();
+        let done = CancellationToken::new();
+        let mut tap = StreamAccounting {
+            scheduler: self.clone(),
+            slot: Some(slot),
+            lease,
+            route,
+            attempts,
+            started,
+            queued,
+            opts,
+            trace,
+            req,
+            acc: ChunkAccumulator::default(),
+            done: done.clone(),
+        };
+        let Some(first) = first else {
+            // The upstream ended cleanly without a chunk.
+            drop(upstream);
+            tap.finish(Ok(()));
+            return;
+        };
+        tap.acc.push(&first.chunk);
+        if tx.send_item(Ok(first)).await.is_err() {
+            drop(upstream);
+            tap.finish(Err(self.cancelled_error()));
+            return;
         }
-        drop(upstream);
-        drop(slot);
-        match outcome {
-            Ok(()) => {
-                lease.finish(Outcome::Success);
-                let elapsed = self.report_success(&opts, &route, attempts, started, queued, Some(acc.chunk_count()));
-                trace.done("response-processing", || json!({"pipelineId": &*route.pipeline_id, "chunks": acc.chunk_count()}));
-                trace.finish(|| {
-                    json!({
-                        "pipelineId": &*route.pipeline_id,
-                        "targetId": route.target_id.as_deref(),
-                        "input": &req,
-                        "output": {"chunks": acc.chunk_count(), "response": acc.to_response()},
-                        "success": true,
-                        "attempts": attempts,
-                        "duration": round3(elapsed.as_secs_f64() * 1000.0),
-                    })
-                }, true);
-            }
-            Err(e) => {
-                let e = if opts.cancel.is_cancelled() { self.cancelled_error() } else { e };
-                if matches!(e, Error::Cancelled { .. }) {
-                    lease.finish(Outcome::Neutral);
-                } else {
-                    lease.finish(Outcome::Failure(&e));
-                }
-                let f = Failure { error: e, pipeline_id: Some(route.pipeline_id.clone()), attempts };
-                self.report_failure(&opts, &f, queued, started);
-                trace.fail("response-processing", &f.error);
-                trace.finish(|| failure_io(&req, &f, started), false);
-                let _ = tx.try_send(Err(f.error));
-            }
+        // The reader takes the upstream over: no second channel hop per chunk. The accounting
+        // runs on the reader's side; this task only watches for a cancellation (an abort, the
+        // reader gone, `destroy`) so that it is accounted for at once.
+        let tap: SharedTap = Arc::new(Mutex::new(tap));
+        if tx.hand_over(upstream, tap.clone()).await.is_err() {
+            lock_tap(&tap).abandon();
+            return;
+        }
+        drop(tx);
+        tokio::select! {
+            _ = cancel.cancelled() => lock_tap(&tap).abandon(),
+            _ = done.cancelled() => {}
         }
     }
 
@@ -1467,6 +1455,104 @@ impl Drop for Scheduler {
                 h.abort();
             }
         }
+    }
+}
+
+fn lock_tap(tap: &SharedTap) -> std::sync::MutexGuard<'_, dyn StreamTap + 'static> {
+    tap.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What the scheduler does for a stream after its first chunk, on the reader's side (see
+/// `ChunkSender::hand_over`): gathers the chunks for the partial result and the trace, and
+/// accounts for the end — success, a mid-stream failure, or the reader stopping.
+struct StreamAccounting {
+    scheduler: Scheduler,
+    /// The running slot, released at the end.
+    slot: Option<Slot>,
+    lease: Lease,
+    route: Route,
+    attempts: u32,
+    started: Instant,
+    queued: Duration,
+    opts: RequestOptions,
+    trace: Trace,
+    req: ChatRequest,
+    acc: ChunkAccumulator,
+    /// Fired once accounted for (the watching task ends).
+    done: CancellationToken,
+}
+
+impl StreamAccounting {
+    /// Accounts for the end once; returns the error the reader gets.
+    fn finish(&mut self, outcome: std::result::Result<(), Error>) -> Option<Error> {
+        if self.done.is_cancelled() {
+            return outcome.err();
+        }
+        self.done.cancel();
+        drop(self.slot.take());
+        let me = &self.scheduler;
+        let (opts, route, acc, attempts) = (&self.opts, &self.route, &self.acc, self.attempts);
+        match outcome {
+            Ok(()) => {
+                self.lease.finish(Outcome::Success);
+                let elapsed = me.report_success(opts, route, attempts, self.started, self.queued, Some(acc.chunk_count()));
+                self.trace.done("response-processing", || json!({"pipelineId": &*route.pipeline_id, "chunks": acc.chunk_count()}));
+                let req = &self.req;
+                self.trace.finish(|| {
+                    json!({
+                        "pipelineId": &*route.pipeline_id,
+                        "targetId": route.target_id.as_deref(),
+                        "input": req,
+                        "output": {"chunks": acc.chunk_count(), "response": acc.to_response()},
+                        "success": true,
+                        "attempts": attempts,
+                        "duration": round3(elapsed.as_secs_f64() * 1000.0),
+                    })
+                }, true);
+                None
+            }
+            Err(e) => {
+                let e = if opts.cancel.is_cancelled() { me.cancelled_error() } else { e };
+                if matches!(e, Error::Cancelled { .. }) {
+                    self.lease.finish(Outcome::Neutral);
+                } else {
+                    self.lease.finish(Outcome::Failure(&e));
+                }
+                let f = Failure { error: e, pipeline_id: Some(route.pipeline_id.clone()), attempts };
+                me.report_failure(opts, &f, self.queued, self.started);
+                self.trace.fail("response-processing", &f.error);
+                let (req, started) = (&self.req, self.started);
+                self.trace.finish(|| failure_io(req, &f, started), false);
+                Some(f.error)
+            }
+        }
+    }
+}
+
+impl StreamTap for StreamAccounting {
+    fn item(&mut self, item: Option<Result<StreamChunk>>) -> Option<Result<StreamChunk>> {
+        if self.done.is_cancelled() {
+            return item;
+        }
+        match item {
+            Some(Ok(c)) => {
+                self.acc.push(&c.chunk);
+                Some(Ok(c))
+            }
+            Some(Err(e)) => {
+                let e = mid_stream_error(e, &self.acc, self.opts.cancel.is_cancelled());
+                self.finish(Err(e)).map(Err)
+            }
+            None => {
+                self.finish(Ok(()));
+                None
+            }
+        }
+    }
+
+    fn abandon(&mut self) {
+        let e = self.scheduler.cancelled_error();
+        self.finish(Err(e));
     }
 }
 

@@ -1215,3 +1215,104 @@ async fn ten_thousand_parked_requests_all_complete_and_a_raised_limit_starts_the
     let m = s.metrics();
     assert_eq!((m["queueLength"].as_u64(), m["currentConcurrentRequests"].as_u64()), (Some(0), Some(0)));
 }
+
+/// The reader takes the upstream stream over after the first chunk (no forwarding task per
+/// chunk); the scheduler's accounting still happens at the end, once.
+#[tokio::test(start_paused = true)]
+async fn a_handed_over_stream_is_accounted_for_once_at_its_end() {
+    let log = log();
+    let events = Arc::new(Events::default());
+    let s = Scheduler::with_events(config(|_| {}), events.clone());
+    s.add_member("a", Fake::new("a", 5, &log).script([Step::Chunks(100, None)]), MemberOptions::default()).unwrap();
+    let mut st = s.stream(req("x"), opts(&s, "x"));
+    let mut n = 0;
+    while let Some(c) = st.next().await {
+        assert_eq!(c.unwrap().content().unwrap(), format!("a{n} "));
+        n += 1;
+        if n == 50 {
+            assert_eq!(s.metrics()["currentConcurrentRequests"], 1, "running until the reader reaches the end");
+        }
+    }
+    assert_eq!(n, 100);
+    assert!(st.next().await.is_none(), "the end stays the end");
+    let m = s.metrics();
+    assert_eq!((m["successfulRequests"].as_u64(), m["failedRequests"].as_u64(), m["currentConcurrentRequests"].as_u64()), (Some(1), Some(0), Some(0)));
+    let completed: Vec<Value> = events.0.lock().unwrap().iter().filter(|(k, _)| *k == EventKind::RequestCompleted).map(|(_, p)| p.clone()).collect();
+    assert_eq!(completed.len(), 1);
+    assert_eq!(completed[0]["chunks"], 100);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_dropped_or_cancelled_mid_way_is_accounted_for_at_once() {
+    for drop_it in [true, false] {
+        let log = log();
+        let events = Arc::new(Events::default());
+        let s = Scheduler::with_events(config(|_| {}), events.clone());
+        s.add_member("a", Fake::new("a", 5, &log).script([Step::Chunks(1000, None)]), MemberOptions::default()).unwrap();
+        let o = opts(&s, "x");
+        let token = o.cancel.clone();
+        let mut st = s.stream(req("x"), o);
+        for _ in 0..3 {
+            st.next().await.unwrap().unwrap();
+        }
+        assert_eq!(s.metrics()["currentConcurrentRequests"], 1);
+        if drop_it {
+            drop(st);
+        } else {
+            // The reader keeps the stream but stops reading (an abort while JS holds it).
+            token.cancel();
+            for _ in 0..5 {
+                tokio::task::yield_now().await;
+            }
+            assert!(matches!(st.next().await, Some(Err(Error::Cancelled { .. }))));
+        }
+        for _ in 0..5 {
+            tokio::task::yield_now().await;
+        }
+        let m = s.metrics();
+        assert_eq!((m["failedRequests"].as_u64(), m["currentConcurrentRequests"].as_u64()), (Some(1), Some(0)), "drop {drop_it}");
+        let failed: Vec<Value> = events.0.lock().unwrap().iter().filter(|(k, _)| *k == EventKind::RequestFailed).map(|(_, p)| p.clone()).collect();
+        assert_eq!(failed.len(), 1, "drop {drop_it}");
+        assert_eq!(failed[0]["error"]["code"], "CANCELLED");
+        assert_eq!(m["pipelines"]["a"]["consecutiveFailures"], 0, "a cancellation does not count against the member");
+    }
+}
+
+/// A Pipeline (a scheduler) inside a scheduler: the outer reader takes over the inner
+/// scheduler's stream, which took over the upstream; both account for it.
+#[tokio::test(start_paused = true)]
+async fn nested_schedulers_hand_their_streams_over_in_turn() {
+    for fail in [false, true] {
+        let log = log();
+        let inner = Scheduler::new(config(|_| {}));
+        let end = fail.then(|| Error::Connection { message: "reset".into() });
+        inner.add_member("t", Fake::new("t", 5, &log).script([Step::Chunks(40, end)]), MemberOptions::default()).unwrap();
+        let outer = Scheduler::new(config(|_| {}));
+        outer.add_member("p", Arc::new(inner.clone()), MemberOptions::default()).unwrap();
+        let mut st = outer.stream(req("x"), opts(&outer, "x"));
+        let mut text = String::new();
+        let mut err = None;
+        while let Some(c) = st.next().await {
+            match c {
+                Ok(c) => text.push_str(c.content().unwrap()),
+                Err(e) => err = Some(e),
+            }
+        }
+        let want: String = (0..40).map(|i| format!("t{i} ")).collect();
+        assert_eq!(text, want);
+        for s in [&inner, &outer] {
+            let m = s.metrics();
+            let counts = (m["successfulRequests"].as_u64(), m["failedRequests"].as_u64(), m["currentConcurrentRequests"].as_u64());
+            assert_eq!(counts, if fail { (Some(0), Some(1), Some(0)) } else { (Some(1), Some(0), Some(0)) }, "fail {fail}");
+        }
+        match err {
+            None => assert!(!fail),
+            Some(Error::Stream { partial: Some(p), message }) => {
+                assert!(fail);
+                assert_eq!(p["choices"][0]["message"]["content"], want.as_str());
+                assert!(message.contains("after 40 chunks"), "{message}");
+            }
+            Some(other) => panic!("{other:?}"),
+        }
+    }
+}

@@ -89,9 +89,9 @@ impl SseDecoder {
                     break;
                 }
                 Some(i) => {
-                    self.push_partial(&bytes[..i])?;
-                    let was_cr = bytes[i] == b'\r';
-                    bytes = &bytes[i + 1..];
+                    let (line, rest) = bytes.split_at(i);
+                    let was_cr = rest[0] == b'\r';
+                    bytes = &rest[1..];
                     if was_cr {
                         match bytes.first() {
                             Some(b'\n') => bytes = &bytes[1..],
@@ -99,10 +99,19 @@ impl SseDecoder {
                             Some(_) => {}
                         }
                     }
-                    let line = std::mem::take(&mut self.line);
-                    self.process_line(&line, out)?;
-                    self.line = line;
-                    self.line.clear();
+                    if self.line.is_empty() {
+                        // A whole line inside this slice: processed where it is, not copied.
+                        if line.len() > self.max_line {
+                            return Err(SseError::LineTooLong { line: self.lines_seen + 1, limit: self.max_line });
+                        }
+                        self.process_line(line, out)?;
+                    } else {
+                        self.push_partial(line)?;
+                        let line = std::mem::take(&mut self.line);
+                        self.process_line(&line, out)?;
+                        self.line = line;
+                        self.line.clear();
+                    }
                 }
             }
         }
@@ -163,6 +172,9 @@ impl SseDecoder {
                 if self.data.len() + value.len() + 1 > self.max_event {
                     return Err(SseError::EventTooLarge { line: self.lines_seen, limit: self.max_event });
                 }
+                // One allocation of the right size for the usual one-line event (the data
+                // string is handed over with the event, so each event starts from nothing).
+                self.data.reserve(value.len() + 1);
                 self.data.push_str(value);
                 self.data.push('\n');
                 self.has_data_field = true;

@@ -95,15 +95,20 @@ pub enum WarningKind {
 
 fn merge_first(into: &mut Extra, from: &Extra) {
     for (k, v) in from {
-        match into.get(k) {
-            None => {
-                into.insert(k.clone(), v.clone());
-            }
-            Some(Value::Null) if !v.is_null() => {
-                into.insert(k.clone(), v.clone());
-            }
-            _ => {}
+        merge_first_one(into, k, v);
+    }
+}
+
+/// The first non-null value of `k` wins.
+fn merge_first_one(into: &mut Extra, k: &String, v: &Value) {
+    match into.get(k) {
+        None => {
+            into.insert(k.clone(), v.clone());
         }
+        Some(Value::Null) if !v.is_null() => {
+            into.insert(k.clone(), v.clone());
+        }
+        _ => {}
     }
 }
 
@@ -214,8 +219,11 @@ impl ChunkAccumulator {
                         }
                     }
                     "usage" => {}
-                    "logprobs" => merge_delta_value(st.extra.entry(k.clone()).or_insert(Value::Null), v),
-                    _ => merge_first(&mut st.extra, &Extra::from_iter([(k.clone(), v.clone())])),
+                    "logprobs" => match st.extra.get_mut(k) {
+                        Some(slot) => merge_delta_value(slot, v),
+                        None => merge_delta_value(st.extra.entry(k.clone()).or_insert(Value::Null), v),
+                    },
+                    _ => merge_first_one(&mut st.extra, k, v),
                 }
             }
             merge_delta(&mut st.message_extra, &d.extra);

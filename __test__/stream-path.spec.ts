@@ -1,0 +1,132 @@
+// The fast streaming path: chunks handed to JS as the upstream's own JSON text, several events
+// per upstream read, one channel hop (the reader takes the upstream over), batches parsed with
+// one JSON.parse and handed out by a plain async iterator.
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { EnhancedPipelineScheduler, OpenAICompatibleProvider, StreamError, type ChatCompletionChunk } from 'rcc-pipeline'
+import { MockUpstream } from 'rcc-pipeline/mock'
+import { API_KEY, collect, provider, request, textOf, waitFor } from './helpers'
+
+let mock: MockUpstream
+const schedulers: EnhancedPipelineScheduler[] = []
+beforeAll(async () => {
+  mock = await MockUpstream.start({ apiKeys: [API_KEY] })
+})
+afterAll(() => mock.close())
+beforeEach(() => mock.reset())
+afterEach(async () => {
+  await Promise.all(schedulers.splice(0).map((s) => s.destroy()))
+})
+
+async function scheduler(): Promise<EnhancedPipelineScheduler> {
+  const s = new EnhancedPipelineScheduler({ maxConcurrentRequests: 4 })
+  schedulers.push(s)
+  await s.registerProvider(provider(mock))
+  return s
+}
+
+/** Every field a caller of the OpenAI chunk shape reads, present as the standard says. */
+function expectStandardChunk(c: ChatCompletionChunk, id: string) {
+  expect(c).toMatchObject({ id, object: 'chat.completion.chunk', model: expect.any(String), created: expect.any(Number) })
+  expect(c.created).toBeLessThan(1e11) // seconds
+  expect(Array.isArray(c.choices)).toBe(true)
+  for (const choice of c.choices) {
+    expect(choice.index).toBe(0)
+    expect(typeof choice.delta).toBe('object')
+    expect('finish_reason' in choice).toBe(true)
+  }
+}
+
+describe('the streaming fast path', () => {
+  it('chunks handed over as upstream text keep every field the caller reads (provider and scheduler)', async () => {
+    const s = await scheduler()
+    const runs = [
+      await collect(provider(mock).streamChat(request('chunks=300', { stream_options: { include_usage: true } }))),
+      await collect(s.scheduleStreamRequest('fp1', request('chunks=300', { stream_options: { include_usage: true } }))),
+    ]
+    for (const chunks of runs) {
+      expect(chunks).toHaveLength(1 + 300 + 2)
+      for (const c of chunks) expectStandardChunk(c, chunks[0].id)
+      expect(chunks[0].choices[0].delta).toEqual({ role: 'assistant', content: '' })
+      expect(chunks[1].choices[0].finish_reason).toBeNull()
+      expect(chunks[301].choices[0].finish_reason).toBe('stop')
+      expect(chunks[302].choices).toEqual([])
+      expect(chunks[302].usage).toMatchObject({ completion_tokens: 300, total_tokens: expect.any(Number) })
+    }
+    expect(textOf(runs[0])).toBe(textOf(runs[1]))
+  })
+
+  it('usage and the finish reason reach the events and the metrics; the slot is free when the loop ends', async () => {
+    const s = await scheduler()
+    const completed: Array<{ requestId: string; chunks?: number }> = []
+    s.on('requestCompleted', (e) => completed.push(e))
+    const chunks = await collect(s.scheduleStreamRequest('fp2', request('chunks=40', { stream_options: { include_usage: true } })))
+    expect(s.getMetrics()).toMatchObject({ successfulRequests: 1, failedRequests: 0, currentConcurrentRequests: 0 })
+    await waitFor(() => completed.length === 1)
+    expect(completed[0]).toMatchObject({ requestId: 'fp2', chunks: chunks.length })
+    expect(chunks[chunks.length - 1].usage!.completion_tokens).toBe(40)
+  })
+
+  it('a malformed event in the middle of one upstream write is a typed StreamError after the chunks before it', async () => {
+    const chunk = (delta: object, finish: string | null) =>
+      JSON.stringify({ id: 'chatcmpl-w', object: 'chat.completion.chunk', created: 1700000000, model: 'm', choices: [{ index: 0, delta, finish_reason: finish }] })
+    const events = [
+      chunk({ role: 'assistant', content: '' }, null),
+      chunk({ content: 'Hel' }, null),
+      chunk({ content: 'lo' }, null),
+      '{"id":"chatcmpl-w","choices":[{"delta":{"content":"bro',
+      chunk({ content: ' never' }, null),
+      chunk({}, 'stop'),
+      '[DONE]',
+    ]
+    const body = events.map((e) => `data: ${e}\n\n`).join('')
+    const server: Server = createServer((req, res) => {
+      req.resume()
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' })
+        res.end(body) // one write
+      })
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    try {
+      const { port } = server.address() as AddressInfo
+      const p = new OpenAICompatibleProvider({ name: 'canned', endpoint: `http://127.0.0.1:${port}/v1`, apiKey: API_KEY, maxRetries: 0 })
+      const got: string[] = []
+      let error: unknown
+      try {
+        for await (const c of p.streamChat(request())) got.push(c.choices[0]?.delta?.content ?? '')
+      } catch (e) {
+        error = e
+      }
+      expect(got).toEqual(['', 'Hel', 'lo'])
+      expect(error).toBeInstanceOf(StreamError)
+      const e = error as StreamError
+      expect(e.message).toMatch(/malformed chunk in event 4/)
+      expect(e.partial!.choices[0].message.content).toBe('Hello')
+      expect(e.providerName).toBe('canned')
+    } finally {
+      await new Promise((r) => server.close(r))
+    }
+  })
+
+  it('the iterator starts the call on the first next(), answers concurrent next() calls in order, and throw() cancels', async () => {
+    const it = provider(mock).streamChat(request('chunks=20'))[Symbol.asyncIterator]()
+    await new Promise((r) => setTimeout(r, 20))
+    expect(mock.stats().streamRequests).toBe(0)
+    const steps = await Promise.all([it.next(), it.next(), it.next()])
+    expect(steps.map((s) => s.value!.choices[0].delta.content)).toEqual(['', 'Hello', ' from'])
+    expect(mock.stats().streamRequests).toBe(1)
+
+    const slow = provider(mock).streamChat(request('chunk-delay=20,chunks=200'))[Symbol.asyncIterator]()
+    await slow.next()
+    const boom = new Error('consumer failed')
+    await expect(slow.throw!(boom)).rejects.toBe(boom)
+    await waitFor(() => mock.stats().streamsCancelled === 1)
+    expect(await slow.next()).toEqual({ value: undefined, done: true })
+
+    const never = provider(mock).streamChat(request('chunks=5'))[Symbol.asyncIterator]()
+    expect(await never.return!(undefined)).toEqual({ value: undefined, done: true })
+    expect(await never.next()).toEqual({ value: undefined, done: true })
+    expect(mock.stats().streamRequests).toBe(2) // `it` and `slow`: `never` made no request
+  })
+})
