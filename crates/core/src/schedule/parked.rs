@@ -45,8 +45,9 @@ pub(super) trait Parked: Send {
 /// The outcome of a submitted chat.
 pub type ChatOutcome = std::result::Result<Completed<ChatResponse>, Failure>;
 
-/// Calls `ChatDone` exactly once: with the outcome, or — when the request's task is dropped
-/// before it finished (its runtime shut down) — with a cancellation, so no caller waits forever.
+/// Calls the callback exactly once: with the outcome, or — when the record or the request's task
+/// is dropped before it finished (its runtime shut down) — with a cancellation, so no caller
+/// waits forever.
 struct Once<F: FnOnce(ChatOutcome)>(Option<F>);
 
 impl<F: FnOnce(ChatOutcome)> Once<F> {
@@ -111,19 +112,20 @@ impl Body {
 }
 
 /// Generic over the callback so that it lives inside the parked record (one allocation).
-pub(super) struct ParkedChat<F> {
+pub(super) struct ParkedChat<F: FnOnce(ChatOutcome)> {
     body: Body,
     settings: Settings,
     started: Instant,
     deadline: Instant,
     trace: Trace,
-    done: F,
+    /// Settles with a cancellation if the record is ever dropped unstarted.
+    done: Once<F>,
     compacted: bool,
 }
 
 impl<F: FnOnce(ChatOutcome) + Send + 'static> ParkedChat<F> {
     pub(super) fn new(req: ChatRequest, opts: RequestOptions, started: Instant, deadline: Instant, trace: Trace, done: F) -> Self {
-        ParkedChat { body: Body::Typed(Box::new(req)), settings: Settings::of(opts), started, deadline, trace, done, compacted: false }
+        ParkedChat { body: Body::Typed(Box::new(req)), settings: Settings::of(opts), started, deadline, trace, done: Once(Some(done)), compacted: false }
     }
 
     pub(super) fn is_compact(&self) -> bool {
@@ -155,11 +157,10 @@ impl<F: FnOnce(ChatOutcome) + Send + 'static> Parked for ParkedChat<F> {
             // Unreachable for a request that was parsed once; still an answer, never a loss.
             Err(e) => {
                 drop(slot);
-                return done(Err(scheduler.queue_failed(e, started, &opts, &trace)));
+                return done.call(Err(scheduler.queue_failed(e, started, &opts, &trace)));
             }
         };
         let runner = scheduler.clone();
-        let done = Once(Some(done));
         scheduler.spawn(async move {
             let outcome = runner.run_granted_chat(slot, waited, started, req, opts, trace).await;
             done.call(outcome);
@@ -169,7 +170,7 @@ impl<F: FnOnce(ChatOutcome) + Send + 'static> Parked for ParkedChat<F> {
     fn end(self: Box<Self>, scheduler: &Scheduler, error: Error) {
         let ParkedChat { settings, started, trace, done, .. } = *self;
         let opts = settings.into_options(CancellationToken::new());
-        done(Err(scheduler.queue_failed(error, started, &opts, &trace)));
+        done.call(Err(scheduler.queue_failed(error, started, &opts, &trace)));
     }
 }
 
