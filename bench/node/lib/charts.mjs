@@ -233,7 +233,7 @@ export function renderCharts(report) {
         { title: 'selection: one pick over 1,000 eligible candidates, ns (lower is better)', unit: 'ns', log: true, groups: [{ bars: sel }], goals: [{ value: 100, label: 'goal: 100 ns' }] },
         { title: 'wait queue: one operation with n queued, ns (O(log n): flat across n)', unit: 'ns', groups: queue },
       ],
-      notes: ['least-connections: every candidate busy (full scan, worst case); -idle: the next candidate is idle; -10pct-eligible: 9 of 10 candidates skipped.'],
+      notes: ['least-connections: every candidate busy (the old worst case, a full scan before the index); -idle: the next candidate is idle; -10pct-eligible: 9 of 10 candidates skipped.'],
     })
   }
   return out

@@ -108,7 +108,7 @@ export function fmtNs(ns) {
 // The layout of engine.rs (bench/rust/README.md); anything else found is shown after these.
 export const STRATEGIES = ['round-robin', 'random', 'weighted', 'least-connections']
 const SELECT_ORDER = [...STRATEGIES, 'least-connections-idle', 'round-robin-10pct-eligible', 'random-10pct-eligible']
-const SELECT_NOTES = { 'least-connections': 'every candidate busy: full scan', 'least-connections-idle': 'next candidate idle', weighted: 'smooth weighted round-robin' }
+const SELECT_NOTES = { 'least-connections': 'every candidate busy: indexed minimum', 'least-connections-idle': 'next candidate idle', weighted: 'WF2Q+ on a tree index' }
 const SELECT_SIZES = ['10', '100', '1000']
 const QUEUE_OPS = ['push', 'pop', 'remove-middle']
 const QUEUE_SIZES = ['1000', '10000', '100000']
