@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { STRATEGIES } from './engine.mjs'
 
-const W = 900
+const W = 1000
 const ROW = 20
 const BAR = 14
 const FONT = 'Helvetica, Arial, sans-serif'
@@ -47,7 +47,7 @@ export function barChart({ title, subtitle = [], panels, notes = [] }) {
   const labels = panels.flatMap((p) => p.groups.flatMap((g) => g.bars.map((b) => b.label)))
   const LW = Math.min(320, Math.max(150, ...labels.map((l) => l.length * 6.8 + 16)))
   const x0 = 16 + LW
-  const x1 = W - 150
+  const x1 = W - 250
   const out = []
   let y = 30
   out.push(text(16, y, title, { size: 16, weight: 'bold' }))
