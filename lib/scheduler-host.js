@@ -172,32 +172,31 @@ class SchedulerHost extends EventEmitter {
     return this[HOST].removeMember(id)
   }
 
-  /**
-   * Resolves with the envelope `{requestId, pipelineId, targetId, attempts, queueTime, duration, response}`.
-   * Without a signal the request is submitted as a plain promise (parked as data while queued);
-   * with one it runs as a cancellable NativeCall.
-   */
+  /** Resolves with the envelope `{requestId, pipelineId, targetId, attempts, queueTime, duration, response}`. */
   _chat(request, callOptions, signal) {
-    let opts
-    try {
-      opts = this._withProtocol(callOptions)
-    } catch (e) {
-      return Promise.reject(e)
-    }
-    if (signal) return runNativeCall(() => this[HOST].chat(JSON.stringify(request), JSON.stringify(opts)), signal)
-    return runNativeSubmit(() => this[HOST].submit(JSON.stringify(request), JSON.stringify(opts)))
+    return this._call(request, callOptions, signal, false)
   }
 
   /** Resolves with the response alone (what `scheduleRequest` and `execute` return). */
   _chatResponse(request, callOptions, signal) {
-    if (signal) return this._chat(request, callOptions, signal).then(responseOf)
+    return this._call(request, callOptions, signal, true)
+  }
+
+  /**
+   * Without a signal the request is submitted as a plain promise the addon settles (parked as
+   * data while queued, the response alone when `responseOnly`); with one it runs as a
+   * cancellable NativeCall.
+   */
+  _call(request, callOptions, signal, responseOnly) {
     let opts
     try {
       opts = this._withProtocol(callOptions)
     } catch (e) {
       return Promise.reject(e)
     }
-    return runNativeSubmit(() => this[HOST].submit(JSON.stringify(request), JSON.stringify(opts), true))
+    if (!signal) return runNativeSubmit(() => this[HOST].submit(JSON.stringify(request), JSON.stringify(opts), responseOnly))
+    const envelope = runNativeCall(() => this[HOST].chat(JSON.stringify(request), JSON.stringify(opts)), signal)
+    return responseOnly ? envelope.then(responseOf) : envelope
   }
 
   /**

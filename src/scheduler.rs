@@ -44,6 +44,9 @@ impl EventSink for JsEvents {
 pub struct NativeScheduler {
     inner: Scheduler,
     events: Arc<JsEvents>,
+    /// What `submit` hands the engine as the request's token: `submit_chat` drops it and creates
+    /// the real one when the request starts, so no token is allocated per submission.
+    unused_token: CancellationToken,
 }
 
 /// `is_custom` says which non-built-in strategy names to accept.
@@ -68,7 +71,7 @@ impl NativeScheduler {
         let events = Arc::new(JsEvents { callback: on_event, mask: AtomicU32::new(0) });
         let sink: Arc<dyn EventSink> = events.clone();
         let inner = within_runtime_if_available(|| Scheduler::with_events(config, sink));
-        Ok(NativeScheduler { inner, events })
+        Ok(NativeScheduler { inner, events, unused_token: CancellationToken::new() })
     }
 
     /// Bit `1 << k` for each event kind with listeners, in `EventKind` order.
@@ -153,7 +156,7 @@ impl NativeScheduler {
     #[napi(ts_return_type = "Promise<any>")]
     pub fn submit<'env>(&self, env: &'env Env, request_json: String, options_json: Option<String>, response_only: Option<bool>) -> napi::Result<PromiseRaw<'env, String>> {
         let response_only = response_only == Some(true);
-        let (opts, protocol) = request_options(options_json, CancellationToken::new())?;
+        let (opts, protocol) = request_options(options_json, self.unused_token.clone())?;
         let req = llmswitch::chat_request(&request_json, protocol).map_err(|e| to_napi(e, None))?;
         let settler = Settler::get(env)?;
         let (deferred, promise) = settler.promise(env)?;

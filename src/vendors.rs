@@ -125,10 +125,7 @@ impl NativeQwenProvider {
     /// `'oauth'` or `'apikey'`.
     #[napi]
     pub fn auth_mode(&self) -> String {
-        match self.inner.mode {
-            rcc_core::compat::qwen::QwenMode::OAuth => "oauth".into(),
-            rcc_core::compat::qwen::QwenMode::ApiKey => "apikey".into(),
-        }
+        self.inner.mode.as_str().into()
     }
 
     #[napi]

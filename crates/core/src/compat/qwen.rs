@@ -70,6 +70,14 @@ impl QwenMode {
             QwenMode::ApiKey => "openai",
         }
     }
+
+    /// The mode as the JS API names it (`authMode`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QwenMode::OAuth => "oauth",
+            QwenMode::ApiKey => "apikey",
+        }
+    }
 }
 
 /// The client identity the headers claim. The OAuth tier throttled clients that did not look

@@ -176,7 +176,8 @@ impl Quirks for QwenQuirks {
     }
     fn is_credential_rejection(&self, status: u16, body: &[u8]) -> bool {
         qwen::is_token_rejection(status, body)
-    }    fn stream_failure(&self, chunk: &ChatChunk) -> Option<Error> {
+    }
+    fn stream_failure(&self, chunk: &ChatChunk) -> Option<Error> {
         qwen::stream_finish_error(chunk)
     }
 }

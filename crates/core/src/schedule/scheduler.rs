@@ -302,6 +302,23 @@ impl State {
         transitions
     }
 
+    /// Admission of a new request: true when it takes a running slot now (counted), false when it
+    /// must wait (there is room in the queue), or why it is refused.
+    fn admit(&mut self) -> Result<bool> {
+        if self.destroyed {
+            return Err(destroyed_error());
+        }
+        if self.running < self.config.max_concurrent_requests && self.queue.is_empty() {
+            self.running += 1;
+            return Ok(true);
+        }
+        if self.queue.len() >= self.config.max_queue_size {
+            let max = self.config.max_queue_size;
+            return Err(Error::QueueFull { message: format!("The request queue is full ({max} requests waiting)"), max_size: max });
+        }
+        Ok(false)
+    }
+
     /// Hands free slots to the longest-waiting highest-priority requests. Parked requests are
     /// returned with their slot counted: the caller starts them (`start_parked`) once the lock
     /// is released.
@@ -739,16 +756,8 @@ impl Scheduler {
     fn admit(&self, opts: &RequestOptions) -> Result<Ticket> {
         let (key, rx, queue_len) = {
             let mut st = State::lock(&self.shared);
-            if st.destroyed {
-                return Err(destroyed_error());
-            }
-            if st.running < st.config.max_concurrent_requests && st.queue.is_empty() {
-                st.running += 1;
+            if st.admit()? {
                 return Ok(Ticket::Running(Slot { shared: self.shared.clone() }));
-            }
-            if st.queue.len() >= st.config.max_queue_size {
-                let max = st.config.max_queue_size;
-                return Err(Error::QueueFull { message: format!("The request queue is full ({max} requests waiting)"), max_size: max });
             }
             let (tx, rx) = oneshot::channel();
             let key = st.queue.push(opts.priority, Waiter::Wake(tx));
@@ -1071,7 +1080,8 @@ impl Scheduler {
     /// runtime thread) rather than as a future. When the scheduler is busy the request is
     /// *parked*: it waits in the queue as data and its task is created only when a slot is
     /// granted, so queued requests cost little memory. It can be cancelled only by `destroy()`
-    /// or its deadline; a caller that needs to abort it uses `chat`.
+    /// or its deadline (`opts.cancel` is not used: its token is created when it starts); a
+    /// caller that needs to abort it uses `chat`.
     pub fn submit_chat(&self, req: ChatRequest, opts: RequestOptions, done: impl FnOnce(ChatOutcome) + Send + 'static) {
         let started = Instant::now();
         let trace = self.trace(&opts, "chat", req.model.as_deref());
@@ -1081,14 +1091,10 @@ impl Scheduler {
         let mut parked = Some(Box::new(ParkedChat::new(req, opts, started, started + timeout, trace, done)));
         let admitted = loop {
             let mut st = State::lock(&self.shared);
-            if st.destroyed {
-                break Err(destroyed_error());
-            } else if st.running < st.config.max_concurrent_requests && st.queue.is_empty() {
-                st.running += 1;
-                break Ok(None);
-            } else if st.queue.len() >= st.config.max_queue_size {
-                let max = st.config.max_queue_size;
-                break Err(Error::QueueFull { message: format!("The request queue is full ({max} requests waiting)"), max_size: max });
+            match st.admit() {
+                Err(e) => break Err(e),
+                Ok(true) => break Ok(None),
+                Ok(false) => {}
             }
             let p = parked.as_mut().expect("not parked yet");
             if !p.is_compact() {
@@ -1218,17 +1224,7 @@ impl Scheduler {
                 trace.route(&route);
                 let elapsed = self.report_success(&opts, &route, attempts, started, queued, None);
                 trace.done("response-processing", || json!({"pipelineId": &*route.pipeline_id, "attempts": attempts}));
-                trace.finish(|| {
-                    json!({
-                        "pipelineId": &*route.pipeline_id,
-                        "targetId": route.target_id.as_deref(),
-                        "input": &req,
-                        "output": &response,
-                        "success": true,
-                        "attempts": attempts,
-                        "duration": round3(elapsed.as_secs_f64() * 1000.0),
-                    })
-                }, true);
+                trace.finish(|| success_io(&req, &route, &response, attempts, elapsed), true);
                 Ok(Completed { value: response, route, attempts, queued, elapsed })
             }
             Err(f) => {
@@ -1498,17 +1494,7 @@ impl StreamAccounting {
                 let elapsed = me.report_success(opts, route, attempts, self.started, self.queued, Some(acc.chunk_count()));
                 self.trace.done("response-processing", || json!({"pipelineId": &*route.pipeline_id, "chunks": acc.chunk_count()}));
                 let req = &self.req;
-                self.trace.finish(|| {
-                    json!({
-                        "pipelineId": &*route.pipeline_id,
-                        "targetId": route.target_id.as_deref(),
-                        "input": req,
-                        "output": {"chunks": acc.chunk_count(), "response": acc.to_response()},
-                        "success": true,
-                        "attempts": attempts,
-                        "duration": round3(elapsed.as_secs_f64() * 1000.0),
-                    })
-                }, true);
+                self.trace.finish(|| success_io(req, route, &json!({"chunks": acc.chunk_count(), "response": acc.to_response()}), attempts, elapsed), true);
                 None
             }
             Err(e) => {
@@ -1602,6 +1588,19 @@ async fn authenticate(backend: &dyn Backend, trace: &Trace, data: impl Fn() -> V
 }
 
 /// The I/O entry of a request that failed.
+/// The `pipeline_end` I/O entry of a request that succeeded.
+fn success_io(req: &ChatRequest, route: &Route, output: &impl serde::Serialize, attempts: u32, elapsed: Duration) -> Value {
+    json!({
+        "pipelineId": &*route.pipeline_id,
+        "targetId": route.target_id.as_deref(),
+        "input": req,
+        "output": output,
+        "success": true,
+        "attempts": attempts,
+        "duration": round3(elapsed.as_secs_f64() * 1000.0),
+    })
+}
+
 fn failure_io(req: &ChatRequest, f: &Failure, started: Instant) -> Value {
     json!({
         "pipelineId": f.pipeline_id.as_deref(),
