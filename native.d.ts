@@ -79,6 +79,12 @@ export declare class NativeIFlowProvider {
 export declare class NativeOpenAIProvider {
   constructor(configJson: string)
   chat(requestJson: string, optionsJson?: string | undefined | null): NativeCall
+  /**
+   * The same chat as a promise of the parsed response, settled through the shared settle
+   * queue (no threadsafe function per call). Not cancellable: JS uses `chat` when the caller
+   * passes a signal.
+   */
+  submit(requestJson: string, optionsJson?: string | undefined | null): Promise<any>
   listModels(optionsJson?: string | undefined | null): NativeCall
   /** Starts a streaming call; the HTTP request runs on the addon's tokio runtime. */
   streamChat(requestJson: string, optionsJson?: string | undefined | null): NativeChunkStream
@@ -116,7 +122,7 @@ export declare class NativeResponsesRebuilder {
 }
 
 export declare class NativeScheduler {
-  constructor(configJson: string, onEvent: EventCallback)
+  constructor(configJson: string, onEvent: (name: string, payloadJson: string) => void)
   /** Bit `1 << k` for each event kind with listeners, in `EventKind` order. */
   setEventMask(mask: number): void
   /** Validates a whole config (the merged object) and applies it to new work. */

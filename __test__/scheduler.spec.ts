@@ -136,6 +136,31 @@ describe('admission', () => {
   })
 })
 
+describe('events and answers', () => {
+  it('an event reaches its listeners before the answer it concerns, for every request', async () => {
+    // Several schedulers, so the shared settle queue is older than this one's events would be
+    // on a threadsafe function of their own.
+    await scheduler().registerProvider(upstream('warm')).then(() => schedulers[0].scheduleRequest('warm', request()))
+    const s = scheduler({ retry: { maxRetries: 0 } })
+    await s.registerProvider(upstream('bad', 'status=400'))
+    const seen: string[] = []
+    s.on('requestCompleted', (e: { requestId: string }) => seen.push(`completed:${e.requestId}`))
+    s.on('requestFailed', (e: { requestId: string }) => seen.push(`failed:${e.requestId}`))
+    for (let i = 0; i < 20; i++) {
+      const err = await s.scheduleRequest(`r${i}`, request()).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(ProviderError)
+      expect(seen[seen.length - 1]).toBe(`failed:r${i}`)
+    }
+    const ok = scheduler()
+    await ok.registerProvider(upstream('good'))
+    ok.on('requestCompleted', (e: { requestId: string }) => seen.push(`completed:${e.requestId}`))
+    for (let i = 0; i < 20; i++) {
+      await ok.scheduleRequest(`g${i}`, request())
+      expect(seen[seen.length - 1]).toBe(`completed:g${i}`)
+    }
+  })
+})
+
 describe('load balancing', () => {
   it('weighted: exact shares by configured weight', async () => {
     const s = scheduler({ loadBalancingStrategy: 'weighted', maxConcurrentRequests: 4 })

@@ -4,7 +4,7 @@
 const native = require('../native.js')
 const { PipelineBaseModule } = require('./base-module')
 const { PipelineError, ValidationError, fromNative } = require('./errors')
-const { runNativeCall, iterateNativeStream } = require('./native-calls')
+const { runNativeCall, runNativeSubmit, iterateNativeStream } = require('./native-calls')
 const { validateChatRequest, standardizeResponse, standardizeChunk, generatedId } = require('./chat-shapes')
 const { responseToStream } = require('./llmswitch')
 
@@ -148,7 +148,9 @@ class OpenAICompatibleProvider extends BaseProvider {
   }
 
   executeChat(request, options = {}) {
-    return runNativeCall(() => this[NATIVE].chat(JSON.stringify(request), nativeCallOptions(options)), options.signal)
+    if (options.signal) return runNativeCall(() => this[NATIVE].chat(JSON.stringify(request), nativeCallOptions(options)), options.signal)
+    // Without a signal: a promise the addon settles itself (no per-call wrapper or threadsafe function).
+    return runNativeSubmit(() => this[NATIVE].submit(JSON.stringify(request), nativeCallOptions(options)))
   }
 
   executeStreamChat(request, options = {}) {

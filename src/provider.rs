@@ -1,6 +1,7 @@
 //! `NativeOpenAIProvider`: the Rust half of `OpenAICompatibleProvider` in index.js.
 
-use napi::bindgen_prelude::within_runtime_if_available;
+use napi::bindgen_prelude::{spawn, within_runtime_if_available, PromiseRaw};
+use napi::Env;
 use napi_derive::napi;
 use rcc_core::model::ChatRequest;
 use rcc_core::provider::{CallOptions, OpenAICompatibleProvider, ProviderConfig, TimeoutsOverride};
@@ -8,6 +9,7 @@ use rcc_core::Error;
 
 use crate::error::{parse_json, to_napi};
 use crate::call::NativeCall;
+use crate::settle::Settler;
 use crate::stream::NativeChunkStream;
 
 #[napi(js_name = "NativeOpenAIProvider")]
@@ -50,6 +52,26 @@ impl NativeOpenAIProvider {
             r.and_then(|r| serde_json::to_string(&r).map_err(|e| Error::Internal { message: e.to_string() })).map_err(|e| to_napi(e, Some(&name)))
         };
         Ok(NativeCall::new(Box::pin(work), cancel))
+    }
+
+    /// The same chat as a promise of the parsed response, settled through the shared settle
+    /// queue (no threadsafe function per call). Not cancellable: JS uses `chat` when the caller
+    /// passes a signal.
+    #[napi(ts_return_type = "Promise<any>")]
+    pub fn submit<'env>(&self, env: &'env Env, request_json: String, options_json: Option<String>) -> napi::Result<PromiseRaw<'env, String>> {
+        let req = ChatRequest::from_json(&request_json).map_err(|e| to_napi(e, Some(self.name())))?;
+        let opts = call_options(options_json)?;
+        let settler = Settler::get(env)?;
+        let (deferred, promise) = settler.promise(env)?;
+        let (provider, name) = (self.inner.clone(), self.name().to_string());
+        spawn(async move {
+            let r = provider.chat(req, opts).await;
+            let outcome = r
+                .and_then(|r| serde_json::to_string(&r).map_err(|e| Error::Internal { message: e.to_string() }))
+                .map_err(|e| to_napi(e, Some(&name)).reason);
+            settler.settle(deferred, outcome);
+        });
+        Ok(promise)
     }
 
     #[napi]

@@ -4,9 +4,8 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{within_runtime_if_available, FnArgs, PromiseRaw};
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
-use napi::{Env, Status};
+use napi::bindgen_prelude::{within_runtime_if_available, PromiseRaw, Unknown};
+use napi::Env;
 use napi_derive::napi;
 use rcc_core::llmswitch::{self, Protocol};
 use rcc_core::schedule::{ChatOutcome, EventKind, EventSink, MemberOptions, RequestOptions, Scheduler, SchedulerConfig};
@@ -17,17 +16,13 @@ use crate::call::NativeCall;
 use crate::error::{parse_json, payload_error, to_napi};
 use crate::js_bridge::{Bridge, JsProvider, JsStrategy};
 use crate::provider::NativeOpenAIProvider;
-use crate::settle::Settler;
+use crate::settle::{JsCallback, Settler};
 use crate::stream::NativeChunkStream;
 use crate::tracker::NativeTracker;
 
-type EventArgs = FnArgs<(String, String)>;
-/// `(eventName, payloadJson) => void`.
-type EventCallback = ThreadsafeFunction<EventArgs, UnknownReturnValue, EventArgs, Status, false, true>;
-
 /// Forwards events JS listens to (the mask is kept up to date by index.js).
 struct JsEvents {
-    callback: EventCallback,
+    callback: JsCallback,
     mask: AtomicU32,
 }
 
@@ -36,7 +31,7 @@ impl EventSink for JsEvents {
         self.mask.load(Ordering::Relaxed) & kind.bit() != 0
     }
     fn emit(&self, kind: EventKind, payload: Value) {
-        self.callback.call(FnArgs::from((kind.name().to_string(), payload.to_string())), ThreadsafeFunctionCallMode::NonBlocking);
+        self.callback.call(kind.name(), payload.to_string());
     }
 }
 
@@ -63,12 +58,12 @@ fn member_options(text: Option<String>) -> napi::Result<MemberOptions> {
 
 #[napi]
 impl NativeScheduler {
-    #[napi(constructor)]
-    pub fn new(config_json: String, on_event: EventCallback) -> napi::Result<Self> {
+    #[napi(constructor, ts_args_type = "configJson: string, onEvent: (name: string, payloadJson: string) => void")]
+    pub fn new(env: &Env, config_json: String, on_event: Unknown) -> napi::Result<Self> {
         // A custom strategy is registered after construction: any name is accepted here, and a
         // request made before it is registered fails naming it.
         let config = parse_config(&config_json, &|_| true)?;
-        let events = Arc::new(JsEvents { callback: on_event, mask: AtomicU32::new(0) });
+        let events = Arc::new(JsEvents { callback: JsCallback::new(env, on_event)?, mask: AtomicU32::new(0) });
         let sink: Arc<dyn EventSink> = events.clone();
         let inner = within_runtime_if_available(|| Scheduler::with_events(config, sink));
         Ok(NativeScheduler { inner, events, unused_token: CancellationToken::new() })

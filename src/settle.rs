@@ -11,6 +11,12 @@
 //! never keeps Node alive, and referenced while any is (a pending request keeps the process
 //! alive, as a pending `fetch` does).
 //!
+//! Events for JS (`JsCallback`: a scheduler's `requestFailed`, a provider's
+//! `authenticationRequired`, ...) travel on the same queue, so they reach JS in the order they
+//! happened relative to the promises: an event emitted before a call failed is seen before its
+//! rejection. (Separate threadsafe functions give no such order: libuv drains the older one
+//! first.)
+//!
 //! A promise resolves with the outcome's JSON already parsed (`JSON.parse`, called from here)
 //! and rejects with the error JS's factory builds (`setErrorFactory`: the exported error
 //! classes), so JS hands the promise to its caller as is: no `.then` per call.
@@ -34,9 +40,21 @@ pub struct Deferred(sys::napi_deferred);
 // The raw deferred is only touched on the JS thread (in `drain`); other threads carry it.
 unsafe impl Send for Deferred {}
 
+/// What the JS thread has to do, in order.
+enum Item {
+    Settle(Deferred, Outcome),
+    /// Call a `JsCallback`'s function with `(name, payload)`.
+    Call(sys::napi_ref, String, String),
+    /// A `JsCallback` was dropped: delete its reference.
+    Release(sys::napi_ref),
+}
+
+// The raw handles in `Item` are only used on the JS thread (in `drain`).
+unsafe impl Send for Item {}
+
 pub struct Settler {
     tsfn: sys::napi_threadsafe_function,
-    ready: Mutex<Vec<(Deferred, Outcome)>>,
+    ready: Mutex<Vec<Item>>,
     /// A drain call is queued on the threadsafe function.
     scheduled: AtomicBool,
     /// Promises created and not yet settled (touched on the JS thread only).
@@ -129,7 +147,11 @@ impl Settler {
 
     /// Settles `deferred` with `outcome` soon, on the JS thread (any thread).
     pub fn settle(&'static self, deferred: Deferred, outcome: Outcome) {
-        self.ready.lock().unwrap_or_else(|p| p.into_inner()).push((deferred, outcome));
+        self.push(Item::Settle(deferred, outcome));
+    }
+
+    fn push(&'static self, item: Item) {
+        self.ready.lock().unwrap_or_else(|p| p.into_inner()).push(item);
         if !self.scheduled.swap(true, Ordering::AcqRel) {
             // Non-blocking on an unbounded queue: fails only while the environment is closing,
             // when nobody is left to receive the outcome.
@@ -147,9 +169,18 @@ unsafe extern "C" fn drain(env: sys::napi_env, _js_callback: sys::napi_value, co
     if env.is_null() {
         return; // the environment is being torn down
     }
-    let count = ready.len();
-    for (deferred, outcome) in ready {
-        unsafe { settle_one(env, settler, deferred, outcome) };
+    let mut count = 0;
+    for item in ready {
+        match item {
+            Item::Settle(deferred, outcome) => {
+                count += 1;
+                unsafe { settle_one(env, settler, deferred, outcome) };
+            }
+            Item::Call(func, name, payload) => unsafe { call_back(env, func, &name, &payload) },
+            Item::Release(func) => unsafe {
+                sys::napi_delete_reference(env, func);
+            },
+        }
     }
     let left = settler.pending.get().saturating_sub(count);
     settler.pending.set(left);
@@ -184,6 +215,30 @@ unsafe fn call(env: sys::napi_env, r: sys::napi_ref, arg: sys::napi_value) -> Re
     }
 }
 
+unsafe fn string(env: sys::napi_env, text: &str) -> sys::napi_value {
+    let mut value = ptr::null_mut();
+    unsafe { sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &mut value) };
+    value
+}
+
+/// Calls a `JsCallback`'s function; a throw in it is an uncaught exception, as in any callback.
+unsafe fn call_back(env: sys::napi_env, func: sys::napi_ref, name: &str, payload: &str) {
+    let mut scope = ptr::null_mut();
+    unsafe { sys::napi_open_handle_scope(env, &mut scope) };
+    let (mut f, mut undefined, mut out) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+    unsafe {
+        sys::napi_get_reference_value(env, func, &mut f);
+        sys::napi_get_undefined(env, &mut undefined);
+        let args = [string(env, name), string(env, payload)];
+        if !f.is_null() && sys::napi_call_function(env, undefined, f, 2, args.as_ptr(), &mut out) != sys::Status::napi_ok {
+            let mut exception = ptr::null_mut();
+            sys::napi_get_and_clear_last_exception(env, &mut exception);
+            sys::napi_fatal_exception(env, exception);
+        }
+        sys::napi_close_handle_scope(env, scope);
+    }
+}
+
 unsafe fn settle_one(env: sys::napi_env, settler: &Settler, deferred: Deferred, outcome: Outcome) {
     let mut scope = ptr::null_mut();
     unsafe { sys::napi_open_handle_scope(env, &mut scope) };
@@ -191,8 +246,7 @@ unsafe fn settle_one(env: sys::napi_env, settler: &Settler, deferred: Deferred, 
         Ok(t) => (t.as_str(), true),
         Err(m) => (m.as_str(), false),
     };
-    let mut value = ptr::null_mut();
-    unsafe { sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &mut value) };
+    let value = unsafe { string(env, text) };
     let settled = if ok {
         unsafe { call(env, settler.json_parse.get(), value) }
     } else {
@@ -221,4 +275,35 @@ unsafe fn settle_one(env: sys::napi_env, settler: &Settler, deferred: Deferred, 
 pub fn set_error_factory(env: &Env, factory: napi::bindgen_prelude::Unknown) -> napi::Result<()> {
     use napi::JsValue;
     Settler::get(env)?.set_error_factory(env, factory.raw())
+}
+
+/// A JS function `(name, payloadJson) => void` that any thread may call; calls run on the JS
+/// thread in order with the settler's promises. Created on the JS thread; dropping it (on any
+/// thread) releases the function there, after the calls already queued.
+pub struct JsCallback {
+    settler: &'static Settler,
+    func: sys::napi_ref,
+}
+
+// `func` is only dereferenced on the JS thread (in `drain`).
+unsafe impl Send for JsCallback {}
+unsafe impl Sync for JsCallback {}
+
+impl JsCallback {
+    pub fn new(env: &Env, func: napi::bindgen_prelude::Unknown) -> napi::Result<Self> {
+        use napi::JsValue;
+        let mut r = ptr::null_mut();
+        check_status!(unsafe { sys::napi_create_reference(env.raw(), func.raw(), 1, &mut r) })?;
+        Ok(JsCallback { settler: Settler::get(env)?, func: r })
+    }
+
+    pub fn call(&self, name: &str, payload: String) {
+        self.settler.push(Item::Call(self.func, name.to_string(), payload));
+    }
+}
+
+impl Drop for JsCallback {
+    fn drop(&mut self) {
+        self.settler.push(Item::Release(self.func));
+    }
 }

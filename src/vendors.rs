@@ -6,9 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use napi::bindgen_prelude::{within_runtime_if_available, FnArgs};
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
-use napi::Status;
+use napi::bindgen_prelude::{within_runtime_if_available, Unknown};
+use napi::Env;
 use napi_derive::napi;
 use rcc_core::provider::auth::{AuthEvent, AuthEventSink, AuthStatus, DeviceAuthorization, OAuthCredentialSource, Pkce, ReauthReason, RefreshOrigin, TokenSet};
 use rcc_core::provider::iflow::{IFlowConfig, IFlowProvider};
@@ -19,17 +18,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::call::NativeCall;
 use crate::error::{parse_json, to_napi};
+use crate::settle::JsCallback;
 use crate::provider::NativeOpenAIProvider;
-
-type EventArgs = FnArgs<(String, String)>;
-/// `(eventName, payloadJson) => void`.
-type EventCallback = ThreadsafeFunction<EventArgs, UnknownReturnValue, EventArgs, Status, false, true>;
 
 /// Forwards the credential source's events to JS (`tokenRefreshed`, `authenticationRequired`,
 /// `storeWriteFailed`).
-fn event_sink(callback: Option<EventCallback>) -> Option<AuthEventSink> {
-    let callback = Arc::new(callback?);
-    Some(Arc::new(move |e: &AuthEvent| {
+fn event_sink(env: &Env, callback: Option<Unknown>) -> napi::Result<Option<AuthEventSink>> {
+    let Some(callback) = callback else { return Ok(None) };
+    let callback = JsCallback::new(env, callback)?;
+    Ok(Some(Arc::new(move |e: &AuthEvent| {
         let (name, payload) = match e {
             AuthEvent::TokenRefreshed { expires_at_ms, origin } => (
                 "tokenRefreshed",
@@ -41,8 +38,8 @@ fn event_sink(callback: Option<EventCallback>) -> Option<AuthEventSink> {
             ),
             AuthEvent::StoreWriteFailed { message } => ("storeWriteFailed", json!({"message": message})),
         };
-        callback.call(FnArgs::from((name.to_string(), payload.to_string())), ThreadsafeFunctionCallMode::NonBlocking);
-    }))
+        callback.call(name, payload.to_string());
+    })))
 }
 
 fn status_json(s: AuthStatus, mode: &str, path: &std::path::Path) -> Value {
@@ -105,10 +102,11 @@ pub struct NativeQwenProvider {
 #[napi]
 impl NativeQwenProvider {
     #[napi(constructor, ts_args_type = "configJson: string, onEvent?: ((name: string, payloadJson: string) => void) | undefined | null")]
-    pub fn new(config_json: String, on_event: Option<EventCallback>) -> napi::Result<Self> {
+    pub fn new(env: &Env, config_json: String, on_event: Option<Unknown>) -> napi::Result<Self> {
         let v = parse_json(&config_json, "config")?;
         let config = QwenConfig::from_value(&v).map_err(|e| to_napi(e, None))?;
-        let inner = within_runtime_if_available(|| QwenProvider::new(config, event_sink(on_event))).map_err(|e| to_napi(e, None))?;
+        let events = event_sink(env, on_event)?;
+        let inner = within_runtime_if_available(|| QwenProvider::new(config, events)).map_err(|e| to_napi(e, None))?;
         Ok(NativeQwenProvider { inner: Arc::new(inner), flows: Arc::default() })
     }
 
@@ -220,10 +218,11 @@ pub struct NativeIFlowProvider {
 #[napi]
 impl NativeIFlowProvider {
     #[napi(constructor, ts_args_type = "configJson: string, onEvent?: ((name: string, payloadJson: string) => void) | undefined | null")]
-    pub fn new(config_json: String, on_event: Option<EventCallback>) -> napi::Result<Self> {
+    pub fn new(env: &Env, config_json: String, on_event: Option<Unknown>) -> napi::Result<Self> {
         let v = parse_json(&config_json, "config")?;
         let config = IFlowConfig::from_value(&v).map_err(|e| to_napi(e, None))?;
-        let inner = within_runtime_if_available(|| IFlowProvider::new(config, event_sink(on_event))).map_err(|e| to_napi(e, None))?;
+        let events = event_sink(env, on_event)?;
+        let inner = within_runtime_if_available(|| IFlowProvider::new(config, events)).map_err(|e| to_napi(e, None))?;
         Ok(NativeIFlowProvider { inner: Arc::new(inner) })
     }
 
