@@ -54,7 +54,9 @@ unsafe impl Send for Item {}
 
 pub struct Settler {
     tsfn: sys::napi_threadsafe_function,
-    ready: Mutex<Vec<Item>>,
+    /// What is waiting for the JS thread; `None` once the threadsafe function is gone (the
+    /// environment was torn down): later items are dropped, never sent to a freed function.
+    ready: Mutex<Option<Vec<Item>>>,
     /// A drain call is queued on the threadsafe function.
     scheduled: AtomicBool,
     /// Promises created and not yet settled (touched on the JS thread only).
@@ -90,7 +92,7 @@ impl Settler {
     fn create(env: &Env) -> napi::Result<&'static Settler> {
         let settler: &'static mut Settler = Box::leak(Box::new(Settler {
             tsfn: ptr::null_mut(),
-            ready: Mutex::new(Vec::new()),
+            ready: Mutex::new(Some(Vec::new())),
             scheduled: AtomicBool::new(false),
             pending: std::cell::Cell::new(0),
             json_parse: std::cell::Cell::new(ptr::null_mut()),
@@ -109,8 +111,8 @@ impl Settler {
                 resource_name,
                 0,
                 1,
-                ptr::null_mut(),
-                None,
+                (settler as *mut Settler).cast(),
+                Some(closed),
                 (settler as *mut Settler).cast(),
                 Some(drain),
                 &mut tsfn,
@@ -151,13 +153,22 @@ impl Settler {
     }
 
     fn push(&'static self, item: Item) {
-        self.ready.lock().unwrap_or_else(|p| p.into_inner()).push(item);
+        let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(items) = ready.as_mut() else { return };
+        items.push(item);
         if !self.scheduled.swap(true, Ordering::AcqRel) {
-            // Non-blocking on an unbounded queue: fails only while the environment is closing,
-            // when nobody is left to receive the outcome.
+            // Under the lock, so that `closed` cannot free the function meanwhile. Non-blocking
+            // on an unbounded queue: fails only while the environment is closing, when nobody
+            // is left to receive the outcome.
             unsafe { sys::napi_call_threadsafe_function(self.tsfn, ptr::null_mut(), sys::ThreadsafeFunctionCallMode::nonblocking) };
         }
     }
+}
+
+/// The threadsafe function is being destroyed (environment teardown): stop sending to it.
+unsafe extern "C" fn closed(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    let settler = unsafe { &*(data as *const Settler) };
+    *settler.ready.lock().unwrap_or_else(|p| p.into_inner()) = None;
 }
 
 /// The threadsafe function's callback (JS thread): settles everything that is ready.
@@ -165,7 +176,7 @@ unsafe extern "C" fn drain(env: sys::napi_env, _js_callback: sys::napi_value, co
     let settler = unsafe { &*(context as *const Settler) };
     // Cleared before taking the list: an outcome pushed after this schedules another drain.
     settler.scheduled.store(false, Ordering::Release);
-    let ready = std::mem::take(&mut *settler.ready.lock().unwrap_or_else(|p| p.into_inner()));
+    let ready = settler.ready.lock().unwrap_or_else(|p| p.into_inner()).as_mut().map(std::mem::take).unwrap_or_default();
     if env.is_null() {
         return; // the environment is being torn down
     }
@@ -230,7 +241,9 @@ unsafe fn call_back(env: sys::napi_env, func: sys::napi_ref, name: &str, payload
         sys::napi_get_reference_value(env, func, &mut f);
         sys::napi_get_undefined(env, &mut undefined);
         let args = [string(env, name), string(env, payload)];
-        if !f.is_null() && sys::napi_call_function(env, undefined, f, 2, args.as_ptr(), &mut out) != sys::Status::napi_ok {
+        // `napi_pending_exception`: the function threw. Any other failure means JS cannot run
+        // any more (the environment is shutting down): the event has nobody to reach.
+        if !f.is_null() && sys::napi_call_function(env, undefined, f, 2, args.as_ptr(), &mut out) == sys::Status::napi_pending_exception {
             let mut exception = ptr::null_mut();
             sys::napi_get_and_clear_last_exception(env, &mut exception);
             sys::napi_fatal_exception(env, exception);
