@@ -9,15 +9,6 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-declare global {
-  interface __NapiRsAsyncGenerator<TOwner, T, TReturn, TNext> {
-    next(...[value]: [] | [TNext]): globalThis.Promise<globalThis.IteratorResult<T, TReturn | undefined>>
-    return(...[value]: [] | [TReturn]): globalThis.Promise<globalThis.IteratorResult<T, TReturn | undefined>>
-    throw(exception?: unknown): globalThis.Promise<globalThis.IteratorResult<T, TReturn | undefined>>
-    [globalThis.Symbol.asyncIterator](): this
-  }
-}
-
 export declare class MockUpstream {
   get port(): number
   get blackholePort(): number
@@ -45,18 +36,17 @@ export declare class NativeCall {
   cancel(): void
 }
 
-/**
- * This type implements JavaScript's async iterable protocol.
- * It can be used with `for await...of` loops.
- *
- * @see https://developer.mozilla.org/en-US/docs/Web/JavaScript/Reference/Iteration_protocols#the_async_iterator_and_async_iterable_protocols
- */
 export declare class NativeChunkStream {
+  /**
+   * The next batch (see the module comment), or `null` once the stream has ended; rejects
+   * with the stream's error. Settled through the shared settle queue: no threadsafe function
+   * per call, and the batches of many streams ready at once reach JS in one wake-up.
+   */
+  nextBatch(): Promise<string | null>
   /** Stops the stream (AbortSignal); a pending or later `next()` rejects with CANCELLED. */
   cancel(): void
   /** `{pipelineId, targetId}` of a scheduled stream once its first chunk is out, else null. */
   route(): string | null
-  [globalThis.Symbol.asyncIterator](): globalThis.__NapiRsAsyncGenerator<NativeChunkStream, string, void, undefined>
 }
 
 export declare class NativeIFlowProvider {

@@ -1,6 +1,7 @@
 // The fast streaming path: chunks handed to JS as the upstream's own JSON text, several events
-// per upstream read, one channel hop (the reader takes the upstream over), batches parsed with
-// one JSON.parse and handed out by a plain async iterator.
+// per upstream read, one channel hop (the reader takes the upstream over), batches handed over
+// as NUL-separated text through the shared settle queue, each chunk parsed when a plain async
+// iterator hands it out.
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { EnhancedPipelineScheduler, OpenAICompatibleProvider, StreamError, type ChatCompletionChunk } from 'rcc-pipeline'
@@ -54,6 +55,24 @@ describe('the streaming fast path', () => {
       expect(chunks[302].usage).toMatchObject({ completion_tokens: 300, total_tokens: expect.any(Number) })
     }
     expect(textOf(runs[0])).toBe(textOf(runs[1]))
+  })
+
+  it('text with NUL, line breaks, quotes, backslashes and non-ASCII arrives intact, however the chunks are batched', async () => {
+    // Batches separate chunks with NUL: a NUL in the text travels escaped, never as a separator.
+    const words = ['nul\u0000inside', 'line\nbreak', '"quoted"', 'back\\slash', '你好', 'emoji\u{1F600}', 'tab\tend']
+    const want = words.join(' ')
+    const ask = (extra = '') => request(`reply=${words.join('_')}${extra}`, { stream: true })
+    const s = await scheduler()
+    const runs = [
+      await collect(provider(mock).streamChat(ask())),
+      await collect(s.scheduleStreamRequest('nul1', ask())),
+      // One chunk per read: batches of one.
+      await collect(s.scheduleStreamRequest('nul2', ask(',chunk-delay=2'))),
+    ]
+    for (const chunks of runs) {
+      expect(textOf(chunks)).toBe(want)
+      expect(chunks.map((c) => c.choices[0]?.delta?.content).filter((t) => t)).toEqual(words.map((w, i) => (i === 0 ? w : ` ${w}`)))
+    }
   })
 
   it('usage and the finish reason reach the events and the metrics; the slot is free when the loop ends', async () => {

@@ -61,19 +61,21 @@ function runNativeSubmit(start) {
 }
 
 /**
- * Iterates a NativeChunkStream (batches of chunks as JSON arrays) chunk by chunk. The native
- * stream starts on the first `next()`. Leaving the loop early (`break`, `return()`, a throw) or
- * aborting `signal` cancels the upstream call.
+ * Iterates a NativeChunkStream chunk by chunk. The native stream starts on the first `next()`.
+ * Leaving the loop early (`break`, `return()`, a throw) or aborting `signal` cancels the
+ * upstream call.
  *
- * A plain async iterator rather than an async generator: each batch is parsed with one
- * `JSON.parse` and its chunks are handed out from the array, one settled promise per chunk and
- * no generator resumption. Calls made while a batch is being fetched wait for it, in order.
+ * Each `nextBatch()` of the native stream gives a batch: the JSON texts of the chunks waiting,
+ * separated by NUL (which JSON text never contains). A chunk is parsed when it is handed out,
+ * so the objects the caller gets die young instead of a whole parsed batch surviving garbage
+ * collections while it is consumed. A plain async iterator rather than an async generator: one settled promise
+ * per chunk and no generator resumption. Calls made while a batch is being fetched wait for
+ * it, in order.
  */
 function iterateNativeStream(start, signal) {
   let stream = null
-  let native = null
   let detach = null
-  let batch = null // parsed chunks, handed out from `pos`
+  let batch = null // the current batch's text; its next chunk starts at `pos`
   let pos = 0
   let state = 0 // 0: not started, 1: running, 2: finished
   let inflight = null // the batch fetch in progress
@@ -87,33 +89,45 @@ function iterateNativeStream(start, signal) {
     return running
   }
 
+  /** The next chunk of the current batch, parsed; `batch` is dropped after its last one. */
+  const take = () => {
+    const end = batch.indexOf('\0', pos)
+    let text
+    if (end === -1) {
+      text = pos === 0 ? batch : batch.slice(pos)
+      batch = null
+    } else {
+      text = batch.slice(pos, end)
+      pos = end + 1
+    }
+    try {
+      return { value: JSON.parse(text), done: false }
+    } catch (e) {
+      if (finish()) stream.cancel()
+      throw e
+    }
+  }
+
   const fetchBatch = async () => {
     try {
       for (;;) {
-        let step
+        let text
         try {
-          step = await native.next()
+          text = await stream.nextBatch()
         } catch (e) {
           finish()
           throw rejection(e, signal)
         }
         if (state !== 1) return { value: undefined, done: true }
-        if (step.done) {
+        if (text === null) {
           finish()
           return { value: undefined, done: true }
         }
-        let chunks
-        try {
-          chunks = JSON.parse(step.value)
-        } catch (e) {
-          if (finish()) stream.cancel()
-          throw e
-        }
         // An encoder may hold events back (a buffered tool call): then the batch is empty.
-        if (chunks.length > 0) {
-          batch = chunks
-          pos = 1
-          return { value: chunks[0], done: false }
+        if (text.length > 0) {
+          batch = text
+          pos = 0
+          return take()
         }
       }
     } finally {
@@ -124,14 +138,19 @@ function iterateNativeStream(start, signal) {
   const it = {
     next() {
       if (inflight !== null) return inflight.then(again, again)
-      if (batch !== null && pos < batch.length) return Promise.resolve({ value: batch[pos++], done: false })
+      if (batch !== null) {
+        try {
+          return Promise.resolve(take())
+        } catch (e) {
+          return Promise.reject(e)
+        }
+      }
       if (state === 2) return Promise.resolve({ value: undefined, done: true })
       if (state === 0) {
         try {
           const started = startAbortable(start, signal)
           stream = started.handle
           detach = started.detach
-          native = stream[Symbol.asyncIterator]()
           state = 1
         } catch (e) {
           state = 2

@@ -34,6 +34,9 @@ use napi::{check_status, sys, Env};
 /// to reject with (through the error factory).
 pub type Outcome = Result<String, String>;
 
+/// Like [`Outcome`], but resolving with the text itself (`None`: `null`), not parsed.
+pub type TextOutcome = Result<Option<String>, String>;
+
 /// A promise's resolver, created on the JS thread; only the JS thread may use it.
 pub struct Deferred(sys::napi_deferred);
 
@@ -43,6 +46,7 @@ unsafe impl Send for Deferred {}
 /// What the JS thread has to do, in order.
 enum Item {
     Settle(Deferred, Outcome),
+    SettleText(Deferred, TextOutcome),
     /// Call a `JsCallback`'s function with `(name, payload)`.
     Call(sys::napi_ref, String, String),
     /// A `JsCallback` was dropped: delete its reference.
@@ -152,6 +156,11 @@ impl Settler {
         self.push(Item::Settle(deferred, outcome));
     }
 
+    /// Settles `deferred` with `outcome`'s text as is soon, on the JS thread (any thread).
+    pub fn settle_text(&'static self, deferred: Deferred, outcome: TextOutcome) {
+        self.push(Item::SettleText(deferred, outcome));
+    }
+
     fn push(&'static self, item: Item) {
         let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
         let Some(items) = ready.as_mut() else { return };
@@ -185,7 +194,13 @@ unsafe extern "C" fn drain(env: sys::napi_env, _js_callback: sys::napi_value, co
         match item {
             Item::Settle(deferred, outcome) => {
                 count += 1;
-                unsafe { settle_one(env, settler, deferred, outcome) };
+                let how = outcome.map_or_else(Settlement::Reject, Settlement::Parse);
+                unsafe { settle_one(env, settler, deferred, how) };
+            }
+            Item::SettleText(deferred, outcome) => {
+                count += 1;
+                let how = outcome.map_or_else(Settlement::Reject, Settlement::Text);
+                unsafe { settle_one(env, settler, deferred, how) };
             }
             Item::Call(func, name, payload) => unsafe { call_back(env, func, &name, &payload) },
             Item::Release(func) => unsafe {
@@ -252,26 +267,39 @@ unsafe fn call_back(env: sys::napi_env, func: sys::napi_ref, name: &str, payload
     }
 }
 
-unsafe fn settle_one(env: sys::napi_env, settler: &Settler, deferred: Deferred, outcome: Outcome) {
+/// How one promise is settled.
+enum Settlement {
+    /// Resolve with `JSON.parse(text)`.
+    Parse(String),
+    /// Resolve with the text as a string (`None`: `null`).
+    Text(Option<String>),
+    /// Reject with the error the factory builds from the message.
+    Reject(String),
+}
+
+unsafe fn settle_one(env: sys::napi_env, settler: &Settler, deferred: Deferred, how: Settlement) {
     let mut scope = ptr::null_mut();
     unsafe { sys::napi_open_handle_scope(env, &mut scope) };
-    let (text, ok) = match &outcome {
-        Ok(t) => (t.as_str(), true),
-        Err(m) => (m.as_str(), false),
-    };
-    let value = unsafe { string(env, text) };
-    let settled = if ok {
-        unsafe { call(env, settler.json_parse.get(), value) }
-    } else {
-        let factory = settler.error_factory.get();
-        if factory.is_null() {
-            let mut error = ptr::null_mut();
-            unsafe { sys::napi_create_error(env, ptr::null_mut(), value, &mut error) };
-            Err(error)
-        } else {
-            // The factory's result is the rejection, whether it returned or threw it.
-            match unsafe { call(env, factory, value) } {
-                Ok(e) | Err(e) => Err(e),
+    let settled = match how {
+        Settlement::Parse(json) => unsafe { call(env, settler.json_parse.get(), string(env, &json)) },
+        Settlement::Text(Some(text)) => Ok(unsafe { string(env, &text) }),
+        Settlement::Text(None) => {
+            let mut null = ptr::null_mut();
+            unsafe { sys::napi_get_null(env, &mut null) };
+            Ok(null)
+        }
+        Settlement::Reject(message) => {
+            let value = unsafe { string(env, &message) };
+            let factory = settler.error_factory.get();
+            if factory.is_null() {
+                let mut error = ptr::null_mut();
+                unsafe { sys::napi_create_error(env, ptr::null_mut(), value, &mut error) };
+                Err(error)
+            } else {
+                // The factory's result is the rejection, whether it returned or threw it.
+                match unsafe { call(env, factory, value) } {
+                    Ok(e) | Err(e) => Err(e),
+                }
             }
         }
     };

@@ -1,13 +1,17 @@
-//! `NativeChunkStream`: an async iterator over batches of chunks. Each `next()` yields a JSON
-//! array of every chunk already waiting (at least one, at most 256), so a fast stream costs one
-//! JS↔Rust round trip per batch, not per chunk. A chunk that carries the upstream's text goes
-//! into the array as that text (no serialisation); the others, and protocol conversions, are
-//! serialised here. `return()` (a `break` in `for await`) and `cancel()`
-//! stop the producer and close the upstream connection.
+//! `NativeChunkStream`: a stream of chunks handed to JS in batches. Each `nextBatch()` gives
+//! every chunk already waiting (at least one, at most 256) as one string: their JSON texts
+//! separated by NUL, which valid JSON text never contains (control characters are escaped
+//! inside strings and are not whitespace). A fast stream thus costs one JS↔Rust round trip per
+//! batch, not per chunk, and JS parses each chunk only when it hands it out: the parsed objects
+//! die young instead of a whole batch of them surviving garbage collections while it is
+//! consumed. A chunk that carries the upstream's text goes in as that text (no serialisation);
+//! the others, and protocol conversions, are serialised here. `cancel()` (a `break` in
+//! `for await`, an aborted signal) stops the producer and closes the upstream connection.
 
 use std::sync::{Arc, OnceLock};
 
-use napi::bindgen_prelude::AsyncGenerator;
+use napi::bindgen_prelude::{spawn, PromiseRaw};
+use napi::Env;
 use napi_derive::napi;
 use rcc_core::llmswitch::StreamEncoder;
 use rcc_core::provider::{ChunkStream, Route, StreamChunk};
@@ -16,6 +20,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::to_napi;
+use crate::settle::Settler;
 
 /// Most chunks handed over in one batch.
 const MAX_BATCH: usize = 256;
@@ -66,11 +71,10 @@ impl State {
         if events.is_empty() {
             return Ok(None);
         }
-        let mut batch = String::from("[");
+        let mut batch = String::new();
         for e in &events {
             push_item(&mut batch, e);
         }
-        batch.push(']');
         Ok(Some(batch))
     }
 }
@@ -79,7 +83,7 @@ impl State {
 /// request and pipeline ids).
 pub type ErrorMapper = Arc<dyn Fn(Error) -> napi::Error + Send + Sync>;
 
-#[napi(async_iterator)]
+#[napi]
 pub struct NativeChunkStream {
     state: Arc<Mutex<State>>,
     cancel: CancellationToken,
@@ -109,93 +113,89 @@ impl NativeChunkStream {
     }
 }
 
-#[napi]
-impl AsyncGenerator for NativeChunkStream {
-    type Yield = String;
-    type Next = ();
-    type Return = ();
-
-    fn next(&mut self, _value: Option<()>) -> impl std::future::Future<Output = napi::Result<Option<String>>> + Send + 'static {
-        let state = self.state.clone();
-        let map_error = self.map_error.clone();
-        async move {
-            let mut guard = state.lock().await;
-            let st = &mut *guard;
-            if let Some(e) = st.pending_error.take() {
-                st.end();
-                return Err(map_error(e));
-            }
-            let Some(stream) = st.stream.as_mut().filter(|_| !st.finished) else { return Ok(None) };
-            let first = match stream.next_item().await {
-                None => {
-                    st.end();
-                    return st.closing_batch().map_err(|e| map_error(e));
-                }
-                Some(Err(e)) => {
-                    st.end();
-                    return Err(map_error(e));
-                }
-                Some(Ok(c)) => c,
-            };
-            let mut batch = String::with_capacity(st.batch_hint);
-            batch.push('[');
-            if let Err(e) = st.push(&mut batch, &first) {
-                st.end();
-                return Err(map_error(e));
-            }
-            for _ in 1..MAX_BATCH {
-                let Some(stream) = st.stream.as_mut() else { break };
-                match stream.try_next_item() {
-                    Some(Ok(c)) => {
-                        if let Err(e) = st.push(&mut batch, &c) {
-                            st.pending_error = Some(e);
-                            st.stream = None;
-                            break;
-                        }
-                    }
-                    Some(Err(e)) => {
-                        st.pending_error = Some(e);
-                        st.stream = None;
-                        break;
-                    }
-                    None => break,
+/// Fills the next batch: waits for one chunk, then takes every chunk already waiting (at most
+/// [`MAX_BATCH`]). `None` once the stream has ended.
+async fn fill_batch(state: Arc<Mutex<State>>, map_error: ErrorMapper) -> napi::Result<Option<String>> {
+    let mut guard = state.lock().await;
+    let st = &mut *guard;
+    if let Some(e) = st.pending_error.take() {
+        st.end();
+        return Err(map_error(e));
+    }
+    let Some(stream) = st.stream.as_mut().filter(|_| !st.finished) else { return Ok(None) };
+    let first = match stream.next_item().await {
+        None => {
+            st.end();
+            return st.closing_batch().map_err(|e| map_error(e));
+        }
+        Some(Err(e)) => {
+            st.end();
+            return Err(map_error(e));
+        }
+        Some(Ok(c)) => c,
+    };
+    let mut batch = String::with_capacity(st.batch_hint);
+    if let Err(e) = st.push(&mut batch, &first) {
+        st.end();
+        return Err(map_error(e));
+    }
+    for _ in 1..MAX_BATCH {
+        let Some(stream) = st.stream.as_mut() else { break };
+        match stream.try_next_item() {
+            Some(Ok(c)) => {
+                if let Err(e) = st.push(&mut batch, &c) {
+                    st.pending_error = Some(e);
+                    st.stream = None;
+                    break;
                 }
             }
-            batch.push(']');
-            st.batch_hint = batch.len().clamp(512, 1 << 20);
-            // An encoder may turn chunks into no event yet (a buffered tool call): then the
-            // batch is `[]` and JS simply asks again.
-            Ok(Some(batch))
+            Some(Err(e)) => {
+                st.pending_error = Some(e);
+                st.stream = None;
+                break;
+            }
+            None => break,
         }
     }
-
-    fn complete(&mut self, _value: Option<()>) -> impl std::future::Future<Output = napi::Result<Option<String>>> + Send + 'static {
-        self.cancel.cancel();
-        async move { Ok(None) }
-    }
+    st.batch_hint = batch.len().clamp(512, 1 << 20);
+    // An encoder may turn chunks into no event yet (a buffered tool call): then the batch is
+    // empty and JS simply asks again.
+    Ok(Some(batch))
 }
 
-/// Appends JSON text (one value) to a batch under construction (`[` already written).
+/// Separates the chunks of a batch (see the module comment).
+const SEPARATOR: char = '\0';
+
+/// Appends JSON text (one value) to a batch under construction.
 fn push_raw(out: &mut String, json: &str) {
-    if !out.ends_with('[') {
-        out.push(',');
+    if !out.is_empty() {
+        out.push(SEPARATOR);
     }
     out.push_str(json);
 }
 
-/// Appends one JSON item to a batch under construction (`[` already written).
+/// Appends one item, serialised, to a batch under construction.
 fn push_item<T: serde::Serialize>(out: &mut String, item: &T) {
     // Serialising our own model types and JSON values cannot fail (string keys, finite numbers).
     if let Ok(s) = serde_json::to_string(item) {
-        if !out.ends_with('[') {
-            out.push(',');
-        }
-        out.push_str(&s);
+        push_raw(out, &s);
     }
 }
 
 #[napi]
 impl NativeChunkStream {
+    /// The next batch (see the module comment), or `null` once the stream has ended; rejects
+    /// with the stream's error. Settled through the shared settle queue: no threadsafe function
+    /// per call, and the batches of many streams ready at once reach JS in one wake-up.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn next_batch<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Option<String>>> {
+        let settler = Settler::get(env)?;
+        let (deferred, promise) = settler.promise(env)?;
+        let batch = fill_batch(self.state.clone(), self.map_error.clone());
+        spawn(async move { settler.settle_text(deferred, batch.await.map_err(|e| e.reason)) });
+        Ok(promise)
+    }
+
     /// Stops the stream (AbortSignal); a pending or later `next()` rejects with CANCELLED.
     #[napi]
     pub fn cancel(&self) {

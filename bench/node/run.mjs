@@ -28,6 +28,7 @@ const DEFAULTS = {
   streams: 200,
   streamChunks: 500,
   streamWarmup: 20,
+  streamRounds: 3, // the streaming scenario runs this many times, contestants interleaved; the median round counts (1 with --quick)
   queueRequests: 100_000,
   queueConcurrency: 64,
   queueLatencyMs: 1,
@@ -49,7 +50,7 @@ const DEFAULTS = {
   out: 'bench/results/latest.json',
 }
 const SHRUNK_BY_QUICK = ['throughputRequests', 'latencyRequests', 'streams', 'streamWarmup', 'queueRequests', 'warmup']
-const SET_BY_QUICK = { maxSeconds: 60, engineWarmUp: 0.1, engineMeasurement: 0.3, engineResamples: 1000 }
+const SET_BY_QUICK = { streamRounds: 1, maxSeconds: 60, engineWarmUp: 0.1, engineMeasurement: 0.3, engineResamples: 1000 }
 const SCENARIOS = ['throughput', 'latency', 'stream', 'queue', 'engine']
 const kebab = (k) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
 const snake = (k) => kebab(k).replace(/-/g, '_').toUpperCase()
@@ -162,6 +163,19 @@ async function runContestant(name, sc, mocks, opts) {
   return { status, ...result, ...served }
 }
 
+/**
+ * The round that counts: a failed one if any failed (a contestant must pass every round),
+ * else the median by the scenario's measure; every round's figure is kept in `rounds`.
+ */
+function medianRound(rounds, sc) {
+  if (rounds.length === 1) return rounds[0]
+  const bad = rounds.find((r) => r.status !== 'ok')
+  if (bad) return bad
+  const measure = sc.kind === 'stream' ? 'chunks_per_s' : 'rps'
+  const sorted = [...rounds].sort((a, b) => a[measure] - b[measure])
+  return { ...sorted[(sorted.length - 1) >> 1], rounds: rounds.map((r) => r[measure]) }
+}
+
 async function upstream(mocks) {
   const all = await Promise.all(mocks.urls.map(mockStats))
   return { chatRequests: all.reduce((s, x) => s + x.chatRequests, 0), connectionsOpened: all.reduce((s, x) => s + x.connectionsOpened, 0) }
@@ -181,7 +195,8 @@ function scenarios(opts) {
     list.push({ id: 'latency', kind: 'latency', title: `Added latency: ${opts.latencyRequests} sequential requests, warm-up ${opts.warmup}`, requests: opts.latencyRequests, concurrency: 1, warmup: opts.warmup, contestants: all })
   }
   if (wanted.has('stream')) {
-    list.push({ id: 'stream', kind: 'stream', title: `Streaming: ${opts.streams} concurrent streams x ${opts.streamChunks} chunks (chunks=${opts.streamChunks}, no delay), warm-up ${opts.streamWarmup}`, requests: opts.streams, concurrency: opts.streams, stream: true, chunks: opts.streamChunks, warmup: opts.streamWarmup, contestants: all })
+    const rounds = opts.streamRounds > 1 ? `, median of ${opts.streamRounds} rounds` : ''
+    list.push({ id: 'stream', kind: 'stream', title: `Streaming: ${opts.streams} concurrent streams x ${opts.streamChunks} chunks (chunks=${opts.streamChunks}, no delay), warm-up ${opts.streamWarmup}${rounds}`, requests: opts.streams, concurrency: opts.streams, stream: true, chunks: opts.streamChunks, warmup: opts.streamWarmup, rounds: opts.streamRounds, contestants: all })
   }
   if (wanted.has('queue')) {
     list.push({ id: 'queue', kind: 'queue', title: `Queue scale: ${opts.queueRequests} requests submitted at once, concurrency ${opts.queueConcurrency}, upstream latency ${opts.queueLatencyMs} ms`, requests: opts.queueRequests, concurrency: opts.queueConcurrency, burst: true, scenario: `latency=${opts.queueLatencyMs}`, warmup: opts.warmup, contestants: all.filter((c) => c === 'rcc' || c === 'node-stack') })
@@ -233,7 +248,7 @@ function derive(sc, runs) {
 const COLUMNS = {
   throughput: [['ok/err', (r) => `${r.ok}/${r.errors}`], ['req/s', 'rps'], ['p50 ms', 'p50_ms'], ['p99 ms', 'p99_ms'], ['CPU s', 'cpu_s'], ['CPU µs/req', 'cpu_us_per_request'], ['peak RSS MB', 'max_rss_mb'], ['upstream calls', 'upstream_calls'], ['conns', 'connections_opened']],
   latency: [['ok/err', (r) => `${r.ok}/${r.errors}`], ['p50 ms', 'p50_ms'], ['p99 ms', 'p99_ms'], ['+p50 µs', 'added_p50_us'], ['+p99 µs', 'added_p99_us'], ['+p50 µs vs floor', 'added_p50_us_vs_floor'], ['+p99 µs vs floor', 'added_p99_us_vs_floor'], ['CPU µs/req', 'cpu_us_per_request'], ['peak RSS MB', 'max_rss_mb']],
-  stream: [['ok/err', (r) => `${r.ok}/${r.errors}`], ['chunks', 'chunks'], ['chunks/s', 'chunks_per_s'], ['TTFC p50 ms', 'ttfb_p50_ms'], ['+TTFC p50 µs', 'added_ttfb_p50_us'], ['+TTFC µs vs floor', 'added_ttfb_p50_us_vs_floor'], ['TTFC p99 ms', 'ttfb_p99_ms'], ['CPU µs/chunk', 'cpu_us_per_chunk'], ['peak RSS MB', 'max_rss_mb']],
+  stream: [['ok/err', (r) => `${r.ok}/${r.errors}`], ['chunks', 'chunks'], ['chunks/s', 'chunks_per_s'], ['TTFC p50 ms', 'ttfb_p50_ms'], ['+TTFC p50 µs', 'added_ttfb_p50_us'], ['+TTFC µs vs floor', 'added_ttfb_p50_us_vs_floor'], ['TTFC p99 ms', 'ttfb_p99_ms'], ['CPU µs/chunk', 'cpu_us_per_chunk'], ['peak RSS MB', 'max_rss_mb'], ['rounds (k chunks/s)', (r) => r.rounds?.map((x) => Math.round(x / 1000)).join(' ')]],
   queue: [['submitted', 'requests'], ['ok', 'ok'], ['errors', 'errors'], ['lost', 'lost'], ['wall s', 'seconds'], ['req/s', 'rps'], ['p99 ms', 'p99_ms'], ['CPU s', 'cpu_s'], ['peak RSS MB', 'max_rss_mb'], ['upstream calls', 'upstream_calls']],
 }
 
@@ -371,11 +386,17 @@ async function main() {
       for (const sc of nodeScenarios) {
         const runs = {}
         await phase(`scenario: ${sc.id}`, async () => {
-          for (const name of sc.contestants) {
-            console.error(`… ${sc.id}: ${name}`)
-            runs[name] = await runContestant(name, sc, mocks, opts)
-            await new Promise((r) => setTimeout(r, 300)) // let the previous contestant's sockets close
+          const all = Object.fromEntries(sc.contestants.map((name) => [name, []]))
+          // Rounds interleave the contestants, so that a slow spell of the machine does not
+          // fall on one of them only.
+          for (let round = 1; round <= (sc.rounds ?? 1); round++) {
+            for (const name of sc.contestants) {
+              console.error(`… ${sc.id}: ${name}${sc.rounds > 1 ? ` (round ${round})` : ''}`)
+              all[name].push(await runContestant(name, sc, mocks, opts))
+              await new Promise((r) => setTimeout(r, 300)) // let the previous contestant's sockets close
+            }
           }
+          for (const name of sc.contestants) runs[name] = medianRound(all[name], sc)
         })
         const ratios = derive(sc, runs)
         report.scenarios[sc.id] = { kind: sc.kind, title: sc.title, params: { requests: sc.requests, concurrency: sc.concurrency, warmup: sc.warmup, stream: !!sc.stream, chunks: sc.chunks ?? null, scenario: sc.scenario ?? null, burst: !!sc.burst }, results: runs, ratios }

@@ -116,50 +116,79 @@ impl Plan {
         }
     }
 
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
+    /// One `chat.completion.chunk` as text: `delta` is its JSON, `usage` replaces the
+    /// `"usage":null` (DashScope) or is appended (iFlow). Assembled as text, byte for byte what
+    /// `serde_json` writes for the same tree (tested): building a `json!` tree per event cost
+    /// the mock more CPU per chunk than the clients it serves in the benchmarks.
+    fn chunk(&self, delta: &str, finish: Option<&str>, usage: Option<&Value>) -> String {
+        let finish = finish.map_or_else(|| "null".to_string(), json_str);
+        let usage = usage.map(Value::to_string);
+        let mut out = String::with_capacity(160 + self.id.len() + self.model.len() + delta.len());
+        out.push_str("{\"id\":");
+        out.push_str(&json_str(&self.id));
+        out.push_str(",\"object\":\"chat.completion.chunk\",\"created\":");
+        out.push_str(&self.created.to_string());
+        out.push_str(",\"model\":");
+        out.push_str(&json_str(&self.model));
         match self.flavor {
-            Flavor::DashScope => json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "system_fingerprint": null, "usage": null,
-                "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]}),
-            Flavor::IFlow => json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
+            Flavor::DashScope => {
+                out.push_str(",\"system_fingerprint\":null,\"usage\":");
+                out.push_str(usage.as_deref().unwrap_or("null"));
+                out.push_str(",\"choices\":[{\"index\":0,\"delta\":");
+                out.push_str(delta);
+                out.push_str(",\"logprobs\":null,\"finish_reason\":");
+                out.push_str(&finish);
+                out.push_str("}]}");
+            }
+            Flavor::IFlow => {
+                out.push_str(",\"choices\":[{\"index\":0,\"delta\":");
+                out.push_str(delta);
+                out.push_str(",\"finish_reason\":");
+                out.push_str(&finish);
+                out.push_str("}]");
+                if let Some(u) = &usage {
+                    out.push_str(",\"usage\":");
+                    out.push_str(u);
+                }
+                out.push('}');
+            }
         }
+        out
     }
 
     /// The `data:` payloads of a stream, `[DONE]` excluded.
     pub fn stream_events(&self, include_usage: bool) -> Vec<String> {
-        let mut out = vec![self.chunk(json!({"role": "assistant", "content": ""}), None)];
+        let mut out = vec![self.chunk(r#"{"role":"assistant","content":""}"#, None, None)];
         if self.reasoning {
             let mut so_far = String::new();
             for part in REASONING {
                 so_far.push_str(part);
                 let text = if self.cumulative { so_far.as_str() } else { part };
-                out.push(self.chunk(json!({"content": null, "reasoning_content": text}), None));
+                out.push(self.chunk(&format!(r#"{{"content":null,"reasoning_content":{}}}"#, json_str(text)), None, None));
             }
         }
         let finish = if self.tools {
             let id = self.tool_call_id();
-            out.push(self.chunk(
-                json!({"content": null, "tool_calls": [{"index": 0, "id": id, "type": "function",
-                    "function": {"name": "get_weather", "arguments": "{\"location\":"}}]}),
-                None,
-            ));
+            let first = json!({"content": null, "tool_calls": [{"index": 0, "id": id, "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"location\":"}}]});
+            out.push(self.chunk(&first.to_string(), None, None));
             // DashScope continuation fragments repeat an empty id.
-            out.push(self.chunk(json!({"tool_calls": [{"index": 0, "id": "", "type": "function", "function": {"arguments": " \"Hangzhou\"}"}}]}), None));
+            let next = json!({"tool_calls": [{"index": 0, "id": "", "type": "function", "function": {"arguments": " \"Hangzhou\"}"}}]});
+            out.push(self.chunk(&next.to_string(), None, None));
             "tool_calls"
         } else {
             let mut so_far = String::new();
             for w in &self.words {
                 so_far.push_str(w);
                 let text = if self.cumulative { so_far.as_str() } else { w.as_str() };
-                out.push(self.chunk(json!({"content": text}), None));
+                out.push(self.chunk(&format!(r#"{{"content":{}}}"#, json_str(text)), None, None));
             }
             "stop"
         };
         // A stream that ends in an error finish stops there: no normal finish, no usage.
         let error_end = match (self.error_finish, self.network_error) {
-            (Some(n), _) => Some((n, self.chunk(json!({"content": THROTTLED}), Some("error_finish")))),
-            (None, Some(n)) => Some((n, self.chunk(json!({"content": ""}), Some("network_error")))),
+            (Some(n), _) => Some((n, self.chunk(&format!(r#"{{"content":{}}}"#, json_str(THROTTLED)), Some("error_finish"), None))),
+            (None, Some(n)) => Some((n, self.chunk(r#"{"content":""}"#, Some("network_error"), None))),
             (None, None) => None,
         };
         if let Some((n, chunk)) = error_end {
@@ -167,26 +196,29 @@ impl Plan {
                 out.truncate(n);
             }
             out.push(chunk);
-            return out.into_iter().map(|c| c.to_string()).collect();
+            return out;
         }
-        let mut fin = self.chunk(json!({}), Some(finish));
-        if self.usage_on_finish {
-            fin["usage"] = self.usage();
-        }
-        out.push(fin.clone());
+        let usage = self.usage_on_finish.then(|| self.usage());
+        let fin = self.chunk("{}", Some(finish), usage.as_ref());
         if self.duplicate_finish {
-            out.push(fin);
+            out.push(fin.clone());
         }
+        out.push(fin);
         if include_usage && !self.usage_on_finish {
             let mut u = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
                                "choices": [], "usage": self.usage()});
             if self.flavor == Flavor::DashScope {
                 u["system_fingerprint"] = Value::Null;
             }
-            out.push(u);
+            out.push(u.to_string());
         }
-        out.into_iter().map(|c| c.to_string()).collect()
+        out
     }
+}
+
+/// `s` as a JSON string literal.
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).expect("a str always serialises")
 }
 
 fn message_text(m: &Value) -> String {
@@ -194,5 +226,68 @@ fn message_text(m: &Value) -> String {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(parts)) => parts.iter().filter_map(|p| p.get("text").and_then(|t| t.as_str())).collect::<Vec<_>>().join(""),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(flavor: Flavor, scenario: &str) -> Plan {
+        let sc = Scenario::parse(scenario).unwrap();
+        Plan::new(&sc, &[json!({"role": "user", "content": "a \"quoted\" ünïcode\nline"})], "qwen-\"plus\"".into(), flavor)
+    }
+
+    /// What `serde_json` writes for the chunk as a tree (the shape the events had as `json!`
+    /// trees): the text assembly must give the same bytes.
+    fn tree(p: &Plan, delta: Value, finish: Option<&str>, usage: Option<Value>) -> String {
+        let mut v = match p.flavor {
+            Flavor::DashScope => json!({"id": p.id, "object": "chat.completion.chunk", "created": p.created, "model": p.model,
+                "system_fingerprint": null, "usage": null,
+                "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]}),
+            Flavor::IFlow => json!({"id": p.id, "object": "chat.completion.chunk", "created": p.created, "model": p.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
+        };
+        if let Some(u) = usage {
+            v["usage"] = u;
+        }
+        v.to_string()
+    }
+
+    #[test]
+    fn chunk_text_is_what_serde_writes_for_the_tree() {
+        for flavor in [Flavor::DashScope, Flavor::IFlow] {
+            let p = plan(flavor, "");
+            for (delta, finish, usage) in [
+                (json!({"role": "assistant", "content": ""}), None, None),
+                (json!({"content": "tab\t \"q\" \\ 你好 \u{1}"}), None, None),
+                (json!({}), Some("stop"), Some(p.usage())),
+                (json!({"content": null, "reasoning_content": "x"}), Some("error_finish"), None),
+            ] {
+                let text = p.chunk(&delta.to_string(), finish, usage.as_ref());
+                assert_eq!(text, tree(&p, delta, finish, usage), "{flavor:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn stream_events_are_chunks_with_the_words_in_order() {
+        for (flavor, scenario) in [(Flavor::DashScope, "chunks=7"), (Flavor::IFlow, "cumulative,reasoning"), (Flavor::DashScope, "tools,usage-on-finish")] {
+            let p = plan(flavor, scenario);
+            let parsed: Vec<Value> = p.stream_events(true).iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+            assert_eq!(parsed[0]["choices"][0]["delta"]["role"], "assistant");
+            assert!(parsed.iter().all(|c| c["id"] == p.id.as_str() && c["model"] == p.model.as_str()));
+            let last_choice = parsed.iter().rev().find(|c| c["choices"].as_array().is_some_and(|a| !a.is_empty())).unwrap();
+            assert!(last_choice["choices"][0]["finish_reason"].is_string(), "{scenario}");
+            assert!(parsed.iter().any(|c| c["usage"].is_object()), "{scenario}");
+        }
+        let p = plan(Flavor::DashScope, "chunks=7");
+        let events = p.stream_events(false);
+        let text: String = events
+            .iter()
+            .map(|e| serde_json::from_str::<Value>(e).unwrap())
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(String::from))
+            .collect();
+        assert_eq!(text, p.words.concat());
     }
 }

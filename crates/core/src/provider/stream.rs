@@ -24,8 +24,10 @@ use crate::sse::{SseDecoder, SseEvent};
 use crate::workflow::{response_to_chunks, ChunkAccumulator};
 
 /// Messages a stream's channel holds (a chunk, or a batch of at most `MAX_SEND_BATCH`): with
-/// a slow reader at most 512 chunks wait, as when each chunk was its own message.
-const CHANNEL_CAPACITY: usize = 32;
+/// a slow reader at most 128 chunks wait. Enough to keep a reader busy (it takes up to 256
+/// per batch from whatever is waiting); more only held memory: 200 streams with a reader
+/// behind them buffered more at 512 without being faster (bench, streaming scenario).
+const CHANNEL_CAPACITY: usize = 8;
 
 /// The most chunks of one upstream read sent as one message.
 const MAX_SEND_BATCH: usize = 16;
