@@ -68,9 +68,9 @@ function runNativeSubmit(start) {
  * Each `nextBatch()` of the native stream gives a batch: the JSON texts of the chunks waiting,
  * separated by NUL (which JSON text never contains). A chunk is parsed when it is handed out,
  * so the objects the caller gets die young instead of a whole parsed batch surviving garbage
- * collections while it is consumed. A plain async iterator rather than an async generator: one settled promise
- * per chunk and no generator resumption. Calls made while a batch is being fetched wait for
- * it, in order.
+ * collections while it is consumed. A plain async iterator rather than an async generator:
+ * one settled promise per chunk and no generator resumption. Calls made while a batch is being
+ * fetched wait for it, in order.
  */
 function iterateNativeStream(start, signal) {
   let stream = null

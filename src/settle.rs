@@ -17,9 +17,10 @@
 //! rejection. (Separate threadsafe functions give no such order: libuv drains the older one
 //! first.)
 //!
-//! A promise resolves with the outcome's JSON already parsed (`JSON.parse`, called from here)
-//! and rejects with the error JS's factory builds (`setErrorFactory`: the exported error
-//! classes), so JS hands the promise to its caller as is: no `.then` per call.
+//! A promise resolves with the outcome's JSON already parsed (`JSON.parse`, called from here;
+//! or with the text itself: a stream's batches, `settle_text`) and rejects with the error JS's
+//! factory builds (`setErrorFactory`: the exported error classes), so JS hands the promise to
+//! its caller as is: no `.then` per call.
 
 use std::cell::OnceCell;
 use std::ffi::c_void;
