@@ -46,8 +46,7 @@ unsafe impl Send for Deferred {}
 
 /// What the JS thread has to do, in order.
 enum Item {
-    Settle(Deferred, Outcome),
-    SettleText(Deferred, TextOutcome),
+    Settle(Deferred, Settlement),
     /// Call a `JsCallback`'s function with `(name, payload)`.
     Call(sys::napi_ref, String, String),
     /// A `JsCallback` was dropped: delete its reference.
@@ -154,12 +153,12 @@ impl Settler {
 
     /// Settles `deferred` with `outcome` soon, on the JS thread (any thread).
     pub fn settle(&'static self, deferred: Deferred, outcome: Outcome) {
-        self.push(Item::Settle(deferred, outcome));
+        self.push(Item::Settle(deferred, outcome.map_or_else(Settlement::Reject, Settlement::Parse)));
     }
 
     /// Settles `deferred` with `outcome`'s text as is soon, on the JS thread (any thread).
     pub fn settle_text(&'static self, deferred: Deferred, outcome: TextOutcome) {
-        self.push(Item::SettleText(deferred, outcome));
+        self.push(Item::Settle(deferred, outcome.map_or_else(Settlement::Reject, Settlement::Text)));
     }
 
     fn push(&'static self, item: Item) {
@@ -193,14 +192,8 @@ unsafe extern "C" fn drain(env: sys::napi_env, _js_callback: sys::napi_value, co
     let mut count = 0;
     for item in ready {
         match item {
-            Item::Settle(deferred, outcome) => {
+            Item::Settle(deferred, how) => {
                 count += 1;
-                let how = outcome.map_or_else(Settlement::Reject, Settlement::Parse);
-                unsafe { settle_one(env, settler, deferred, how) };
-            }
-            Item::SettleText(deferred, outcome) => {
-                count += 1;
-                let how = outcome.map_or_else(Settlement::Reject, Settlement::Text);
                 unsafe { settle_one(env, settler, deferred, how) };
             }
             Item::Call(func, name, payload) => unsafe { call_back(env, func, &name, &payload) },
