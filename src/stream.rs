@@ -49,12 +49,12 @@ impl State {
     /// the caller's protocol events.
     fn push(&mut self, batch: &mut String, item: &StreamChunk) -> Result<(), Error> {
         match &mut self.encoder {
-            None => match &item.raw {
+            None => match item.raw() {
                 Some(raw) => push_raw(batch, raw),
-                None => push_item(batch, &item.chunk),
+                None => push_item(batch, &*item.chunk()),
             },
             Some(enc) => {
-                let value = serde_json::to_value(&item.chunk).map_err(|e| Error::Internal { message: e.to_string() })?;
+                let value = serde_json::to_value(&*item.chunk()).map_err(|e| Error::Internal { message: e.to_string() })?;
                 for event in enc.push(&value)? {
                     push_item(batch, &event);
                 }

@@ -214,11 +214,11 @@ async fn forwarded_chunk_text_equals_the_typed_chunk() {
     let (mut raw, mut typed) = (0, 0);
     while let Some(item) = s.next_item().await {
         let item = item.unwrap();
-        match &item.raw {
+        match item.raw() {
             Some(text) => {
                 raw += 1;
                 let upstream: serde_json::Value = serde_json::from_str(text).unwrap();
-                assert_eq!(upstream, serde_json::to_value(&item.chunk).unwrap());
+                assert_eq!(upstream, serde_json::to_value(&*item.chunk()).unwrap());
                 for field in ["id", "object", "created", "model", "choices"] {
                     assert!(upstream.get(field).is_some(), "{field} in {text}");
                 }
@@ -228,11 +228,41 @@ async fn forwarded_chunk_text_equals_the_typed_chunk() {
             }
             None => {
                 typed += 1;
-                assert!(item.chunk.usage.clone().flatten().is_some(), "only the usage chunk is typed: {:?}", item.chunk);
+                assert!(item.chunk().usage.clone().flatten().is_some(), "only the usage chunk is typed: {:?}", item.chunk());
             }
         }
     }
     assert_eq!((raw, typed), (1 + 50 + 1, 1));
+}
+
+/// Most chunks of a long stream repeat the one before but for their content and are not parsed
+/// (see `chunk_template`): each still reads as what its text says, and the partial response
+/// of a broken stream holds every content delta that arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_broken_stream_keeps_every_content_delta() {
+    let m = mock().await;
+    let p = provider(&m, serde_json::json!({}));
+    let mut s = p.stream_chat(request("chunks=300,truncate-after=250", true), CallOptions::default()).unwrap();
+    let (mut text, mut count) = (String::new(), 0);
+    let e = loop {
+        match s.next_item().await {
+            Some(Ok(item)) => {
+                let upstream: serde_json::Value = serde_json::from_str(item.raw().expect("forwarded as it is")).unwrap();
+                let chunk = item.chunk();
+                assert_eq!(upstream, serde_json::to_value(&*chunk).unwrap());
+                text.push_str(chunk.content().unwrap_or_default());
+                count += 1;
+            }
+            Some(Err(e)) => break e,
+            None => panic!("the stream ended without its error"),
+        }
+    };
+    assert_eq!(count, 250);
+    assert!(text.len() > 250, "{text}");
+    match e {
+        Error::Stream { partial: Some(partial), .. } => assert_eq!(partial["choices"][0]["message"]["content"], text),
+        other => panic!("{other:?}"),
+    }
 }
 
 /// Serves one canned HTTP response (`body` in a single write) on a loopback port.

@@ -70,6 +70,15 @@ impl ChatChunk {
         }
     }
 
+    /// This chunk with `content` as the delta content of its first choice.
+    pub fn with_content(&self, content: &str) -> ChatChunk {
+        let mut c = self.clone();
+        if let Some(choice) = c.choices.first_mut() {
+            choice.delta.content = Some(Some(content.to_string()));
+        }
+        c
+    }
+
     pub fn content(&self) -> Option<&str> {
         self.choices.first().and_then(|c| c.delta.content.as_ref()).and_then(|c| c.as_deref())
     }

@@ -14,8 +14,10 @@
 //! serialised form can differ (`usage` other than `null`, `tool_calls`, a `null` role).
 
 use std::fmt;
+use std::ops::Range;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::model::{normalize_created, ChatChunk, ChunkChoice, Delta, ToolCall, Usage};
@@ -24,20 +26,29 @@ use crate::model::{normalize_created, ChatChunk, ChunkChoice, Delta, ToolCall, U
 pub(crate) struct FastChunk {
     pub chunk: ChatChunk,
     pub canonical: bool,
+    /// Where the `content` string of the (last) delta that has one is in the text, quotes
+    /// included: what a following chunk may differ in (see `chunk_template`).
+    pub content_span: Option<Range<usize>>,
 }
 
 /// `None`: not handled here (or not valid) — use the general path.
 pub(crate) fn parse(text: &str) -> Option<FastChunk> {
     let mut de = serde_json::Deserializer::from_str(text);
     let mut canonical = true;
-    let chunk = de.deserialize_map(ChunkVisitor { canonical: &mut canonical }).ok()?;
+    let mut content = None;
+    let chunk = de.deserialize_map(ChunkVisitor { canonical: &mut canonical, content: &mut content }).ok()?;
     de.end().ok()?;
     let canonical = canonical
         && !chunk.id.is_empty()
         && chunk.object == "chat.completion.chunk"
         && chunk.created == normalize_created(chunk.created)
         && !chunk.model.is_empty();
-    Some(FastChunk { chunk, canonical })
+    // The literal borrows from `text` (a `RawValue` read from a `&str`).
+    let content_span = content.map(|literal: &str| {
+        let start = literal.as_ptr() as usize - text.as_ptr() as usize;
+        start..start + literal.len()
+    });
+    Some(FastChunk { chunk, canonical, content_span })
 }
 
 /// A key: one of the struct's fields (by index), or an unknown one (kept for `extra`).
@@ -79,11 +90,14 @@ fn first_time<E: serde::de::Error>(seen: &mut u32, i: usize) -> Result<(), E> {
 
 const CHUNK_FIELDS: &[&str] = &["id", "object", "created", "model", "choices", "usage"];
 
-struct ChunkVisitor<'a> {
+/// What the visitors below note besides the chunk: whether it is canonical, and the text of
+/// the last string `content` literal.
+struct ChunkVisitor<'a, 'de> {
     canonical: &'a mut bool,
+    content: &'a mut Option<&'de str>,
 }
 
-impl<'de> Visitor<'de> for ChunkVisitor<'_> {
+impl<'de> Visitor<'de> for ChunkVisitor<'_, 'de> {
     type Value = ChatChunk;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a chat.completion.chunk object")
@@ -100,7 +114,7 @@ impl<'de> Visitor<'de> for ChunkVisitor<'_> {
                         1 => c.object = map.next_value()?,
                         2 => c.created = map.next_value()?,
                         3 => c.model = map.next_value()?,
-                        4 => c.choices = map.next_value_seed(ChoicesSeed { canonical: &mut *self.canonical })?,
+                        4 => c.choices = map.next_value_seed(ChoicesSeed { canonical: &mut *self.canonical, content: &mut *self.content })?,
                         _ => {
                             let usage: Option<Usage> = map.next_value()?;
                             if usage.is_some() {
@@ -127,25 +141,26 @@ impl<'de> Visitor<'de> for ChunkVisitor<'_> {
     }
 }
 
-struct ChoicesSeed<'a> {
+struct ChoicesSeed<'a, 'de> {
     canonical: &'a mut bool,
+    content: &'a mut Option<&'de str>,
 }
 
-impl<'de> DeserializeSeed<'de> for ChoicesSeed<'_> {
+impl<'de> DeserializeSeed<'de> for ChoicesSeed<'_, 'de> {
     type Value = Vec<ChunkChoice>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for ChoicesSeed<'_> {
+impl<'de> Visitor<'de> for ChoicesSeed<'_, 'de> {
     type Value = Vec<ChunkChoice>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a list of choices")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1));
-        while let Some(c) = seq.next_element_seed(ChoiceSeed { canonical: &mut *self.canonical })? {
+        while let Some(c) = seq.next_element_seed(ChoiceSeed { canonical: &mut *self.canonical, content: &mut *self.content })? {
             out.push(c);
         }
         Ok(out)
@@ -154,18 +169,19 @@ impl<'de> Visitor<'de> for ChoicesSeed<'_> {
 
 const CHOICE_FIELDS: &[&str] = &["index", "delta", "finish_reason"];
 
-struct ChoiceSeed<'a> {
+struct ChoiceSeed<'a, 'de> {
     canonical: &'a mut bool,
+    content: &'a mut Option<&'de str>,
 }
 
-impl<'de> DeserializeSeed<'de> for ChoiceSeed<'_> {
+impl<'de> DeserializeSeed<'de> for ChoiceSeed<'_, 'de> {
     type Value = ChunkChoice;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for ChoiceSeed<'_> {
+impl<'de> Visitor<'de> for ChoiceSeed<'_, 'de> {
     type Value = ChunkChoice;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a choice object")
@@ -179,7 +195,7 @@ impl<'de> Visitor<'de> for ChoiceSeed<'_> {
                     first_time(&mut seen, i)?;
                     match i {
                         0 => c.index = map.next_value()?,
-                        1 => c.delta = map.next_value_seed(DeltaSeed { canonical: &mut *self.canonical })?,
+                        1 => c.delta = map.next_value_seed(DeltaSeed { canonical: &mut *self.canonical, content: &mut *self.content })?,
                         _ => c.finish_reason = map.next_value()?,
                     }
                 }
@@ -202,18 +218,19 @@ impl<'de> Visitor<'de> for ChoiceSeed<'_> {
 
 const DELTA_FIELDS: &[&str] = &["role", "content", "reasoning_content", "tool_calls"];
 
-struct DeltaSeed<'a> {
+struct DeltaSeed<'a, 'de> {
     canonical: &'a mut bool,
+    content: &'a mut Option<&'de str>,
 }
 
-impl<'de> DeserializeSeed<'de> for DeltaSeed<'_> {
+impl<'de> DeserializeSeed<'de> for DeltaSeed<'_, 'de> {
     type Value = Delta;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for DeltaSeed<'_> {
+impl<'de> Visitor<'de> for DeltaSeed<'_, 'de> {
     type Value = Delta;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a delta object")
@@ -233,7 +250,14 @@ impl<'de> Visitor<'de> for DeltaSeed<'_> {
                                 *self.canonical = false;
                             }
                         }
-                        1 => d.content = Some(map.next_value()?),
+                        1 => {
+                            let literal: &'de RawValue = map.next_value()?;
+                            let literal = literal.get();
+                            d.content = Some(serde_json::from_str(literal).map_err(serde::de::Error::custom)?);
+                            if literal.starts_with('"') {
+                                *self.content = Some(literal);
+                            }
+                        }
                         2 => d.reasoning_content = Some(map.next_value()?),
                         _ => {
                             // Tool-call fragments are serialised in their own shape.
@@ -294,6 +318,17 @@ mod tests {
     }
 
     #[test]
+    fn the_content_span_is_the_content_literal() {
+        let fast = parse(CONTENT).unwrap();
+        assert_eq!(&CONTENT[fast.content_span.unwrap()], r#"" w\u00e9 \"q\"""#);
+        assert_eq!(&ROLE[parse(ROLE).unwrap().content_span.unwrap()], r#""""#);
+        // No string content: no span.
+        assert!(parse(FINISH).unwrap().content_span.is_none());
+        let null = r#"{"id":"c","object":"chat.completion.chunk","created":5,"model":"m","choices":[{"index":0,"delta":{"content":null},"finish_reason":null}]}"#;
+        assert!(parse(null).unwrap().content_span.is_none());
+    }
+
+    #[test]
     fn chunks_that_serialise_differently_are_not_canonical() {
         let cases = [
             // usage with numbers: serialised with its own field set.
@@ -339,3 +374,4 @@ mod tests {
         }
     }
 }
+

@@ -238,7 +238,8 @@ impl Quirks for IFlowQuirks {
     }
     fn business_error(&self, body: &Value) -> Option<Error> {
         iflow::business_error(body)
-    }    fn stream_failure(&self, chunk: &ChatChunk) -> Option<Error> {
+    }
+    fn stream_failure(&self, chunk: &ChatChunk) -> Option<Error> {
         iflow::stream_finish_error(chunk)
     }
 }

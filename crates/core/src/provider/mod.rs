@@ -2,6 +2,7 @@
 //! OpenAI chat-completions protocol to any compatible endpoint over a shared reqwest pool.
 
 pub mod auth;
+mod chunk_template;
 mod client;
 mod config;
 mod fast_chunk;

@@ -4,6 +4,8 @@
 //! message; each keeps the upstream's JSON text when that text is what the caller would get
 //! anyway ([`StreamChunk::raw`]), so that a binding forwards it without serialising again.
 
+use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -13,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::{timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
+use super::chunk_template::{ContentTemplate, ContinuedContent};
 use super::config::Timeouts;
 use super::fast_chunk;
 use super::http_error::{bad_answer, error_from_envelope};
@@ -36,16 +39,69 @@ const MAX_SEND_BATCH: usize = 16;
 /// reads (accumulation, usage, finish reasons, vendor failures, protocol conversion), and, when
 /// it is exactly what serialising the typed chunk would give the caller once parsed, the
 /// upstream's JSON text, which a binding can hand over as it is instead of serialising again.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StreamChunk {
-    pub chunk: ChatChunk,
-    pub raw: Option<String>,
+/// A chunk that repeats the stream's template but for its content (see `chunk_template`) is
+/// kept as its text and that content; the typed chunk is built only if asked for.
+#[derive(Debug, Clone)]
+pub struct StreamChunk(Repr);
+
+#[derive(Debug, Clone)]
+enum Repr {
+    /// Built here, converted, or from a JS provider: serialised for the caller.
+    Typed(Box<ChatChunk>),
+    /// Parsed from the upstream's text, which the caller gets as it is.
+    Upstream { text: String, chunk: Arc<ChatChunk> },
+    /// The upstream's text, which the caller gets as it is: `template` with another content.
+    Continued { text: String, template: Arc<ChatChunk>, content: ContinuedContent },
 }
 
 impl StreamChunk {
     /// A chunk without upstream text (built here, converted, or from a JS provider).
     pub fn typed(chunk: ChatChunk) -> Self {
-        StreamChunk { chunk, raw: None }
+        StreamChunk(Repr::Typed(Box::new(chunk)))
+    }
+
+    /// The upstream's JSON text, when the caller may get it as it is.
+    pub fn raw(&self) -> Option<&str> {
+        match &self.0 {
+            Repr::Typed(_) => None,
+            Repr::Upstream { text, .. } | Repr::Continued { text, .. } => Some(text),
+        }
+    }
+
+    /// The typed chunk (built for a chunk kept as its text and content).
+    pub fn chunk(&self) -> Cow<'_, ChatChunk> {
+        match &self.0 {
+            Repr::Typed(chunk) => Cow::Borrowed(chunk),
+            Repr::Upstream { chunk, .. } => Cow::Borrowed(chunk),
+            Repr::Continued { text, template, content } => Cow::Owned(template.with_content(content.get(text))),
+        }
+    }
+
+    pub fn into_chunk(self) -> ChatChunk {
+        match self.0 {
+            Repr::Typed(chunk) => *chunk,
+            Repr::Upstream { chunk, .. } => Arc::unwrap_or_clone(chunk),
+            Repr::Continued { text, template, content } => template.with_content(content.get(&text)),
+        }
+    }
+
+    /// Adds the chunk to `acc` (without building it when it continues a template).
+    pub fn accumulate_into(&self, acc: &mut ChunkAccumulator) {
+        match &self.0 {
+            Repr::Typed(chunk) => acc.push(chunk),
+            Repr::Upstream { chunk, .. } => acc.push(chunk),
+            Repr::Continued { text, template, content } => acc.push_continued(template, content.get(text)),
+        }
+    }
+
+    /// Whether a choice of the chunk has a finish reason (a chunk that continues a template
+    /// has none).
+    pub fn has_finish_reason(&self) -> bool {
+        match &self.0 {
+            Repr::Typed(chunk) => chunk.choices.iter().any(|c| c.finish_reason.is_some()),
+            Repr::Upstream { chunk, .. } => chunk.choices.iter().any(|c| c.finish_reason.is_some()),
+            Repr::Continued { .. } => false,
+        }
     }
 }
 
@@ -186,7 +242,7 @@ impl ChunkStream {
 
     /// The next chunk; `None` once the stream ended normally.
     pub async fn next(&mut self) -> Option<Result<ChatChunk>> {
-        self.next_item().await.map(|r| r.map(|c| c.chunk))
+        self.next_item().await.map(|r| r.map(StreamChunk::into_chunk))
     }
 
     /// The next chunk with its upstream text; `None` once the stream ended normally.
@@ -219,7 +275,7 @@ impl ChunkStream {
     /// A chunk that is already waiting, without blocking (for batching). `None` when nothing
     /// is waiting or the stream ended: `next` says which.
     pub fn try_next(&mut self) -> Option<Result<ChatChunk>> {
-        self.try_next_item().map(|r| r.map(|c| c.chunk))
+        self.try_next_item().map(|r| r.map(StreamChunk::into_chunk))
     }
 
     pub fn try_next_item(&mut self) -> Option<Result<StreamChunk>> {
@@ -408,6 +464,7 @@ async fn produce_once(
     let mut events: Vec<SseEvent> = Vec::new();
     let mut acc = ChunkAccumulator::default();
     let mut stream_id = None;
+    let mut template = None;
     let mut event_no = 0u64;
     let mut done = false;
     // Chunks of the current read not yet handed over: sent together at the end of the read
@@ -448,7 +505,7 @@ async fn produce_once(
         };
         for ev in events.drain(..) {
             event_no += 1;
-            let step = match interpret(inner, ev, model, &mut stream_id) {
+            let step = match interpret(inner, ev, model, &mut stream_id, &mut template) {
                 Ok(step) => step,
                 Err(e) => {
                     if !out.flush(tx, emitted).await {
@@ -473,10 +530,15 @@ async fn produce_once(
                 }
                 Step::Skip => {}
                 Step::Chunk(item) => {
-                    let chunk = &item.chunk;
-                    acc.push(chunk);
-                    let failure = inner.quirks.as_ref().and_then(|q| q.stream_failure(chunk));
-                    let vendor = if failure.is_none() { vendor_failure(chunk) } else { None };
+                    item.accumulate_into(&mut acc);
+                    let (failure, vendor) = if item.has_finish_reason() {
+                        let chunk = item.chunk();
+                        let failure = inner.quirks.as_ref().and_then(|q| q.stream_failure(&chunk));
+                        let vendor = if failure.is_none() { vendor_failure(&chunk) } else { None };
+                        (failure, vendor)
+                    } else {
+                        (None, None)
+                    };
                     if (failure.is_some() || vendor.is_some()) && !out.flush(tx, emitted).await {
                         return Ok(());
                     }
@@ -541,7 +603,13 @@ enum Interpret {
     Upstream(Error),
 }
 
-fn interpret(inner: &Inner, ev: SseEvent, model: &str, stream_id: &mut Option<String>) -> std::result::Result<Step, Interpret> {
+fn interpret(
+    inner: &Inner,
+    ev: SseEvent,
+    model: &str,
+    stream_id: &mut Option<String>,
+    template: &mut Option<ContentTemplate>,
+) -> std::result::Result<Step, Interpret> {
     let data = ev.data.trim();
     if data.starts_with("[DONE]") {
         return Ok(Step::Done);
@@ -553,15 +621,22 @@ fn interpret(inner: &Inner, ev: SseEvent, model: &str, stream_id: &mut Option<St
     // an error envelope (nor a business error: iFlow's check says the same), so the checks
     // below cannot apply to it.
     if ev.event.as_deref() != Some("error") {
+        let start = data.as_ptr() as usize - ev.data.as_ptr() as usize;
+        let trimmed = start..start + data.len();
+        if let Some((template, content)) = template.as_ref().and_then(|t| Some((t.chunk.clone(), t.continued(data)?))) {
+            return Ok(Step::Chunk(StreamChunk(Repr::Continued { text: into_text(ev.data, trimmed), template, content })));
+        }
         if let Some(fast) = fast_chunk::parse(data) {
             let mut chunk = fast.chunk;
-            let raw = if fast.canonical {
-                Some(if data.len() == ev.data.len() { ev.data } else { data.to_string() })
-            } else {
+            if !fast.canonical {
                 chunk.normalize(model, stream_id);
-                None
-            };
-            return Ok(Step::Chunk(StreamChunk { chunk, raw }));
+                return Ok(Step::Chunk(StreamChunk::typed(chunk)));
+            }
+            let chunk = Arc::new(chunk);
+            if let Some(t) = fast.content_span.and_then(|span| ContentTemplate::new(data, span, chunk.clone())) {
+                *template = Some(t);
+            }
+            return Ok(Step::Chunk(StreamChunk(Repr::Upstream { text: into_text(ev.data, trimmed), chunk })));
         }
     }
     let value: Value = serde_json::from_str(data).map_err(|e| Interpret::Malformed(e.to_string()))?;
@@ -575,6 +650,15 @@ fn interpret(inner: &Inner, ev: SseEvent, model: &str, stream_id: &mut Option<St
     let mut chunk: ChatChunk = serde_json::from_value(value).map_err(|e| Interpret::Malformed(e.to_string()))?;
     chunk.normalize(model, stream_id);
     Ok(Step::Chunk(StreamChunk::typed(chunk)))
+}
+
+/// An event's data, of which `trimmed` is the chunk's text.
+fn into_text(data: String, trimmed: Range<usize>) -> String {
+    if trimmed.len() == data.len() {
+        data
+    } else {
+        data[trimmed].to_string()
+    }
 }
 
 /// Finish reasons some vendors use to report a failure inside an otherwise normal stream:

@@ -62,8 +62,9 @@ pub trait Quirks: Send + Sync {
         None
     }
 
-    /// A failure reported inside a stream chunk (a vendor finish reason such as
-    /// `network_error` or `error_finish`); `None` leaves it to the generic check.
+    /// A failure reported by a vendor finish reason in a stream chunk (such as `network_error`
+    /// or `error_finish`); `None` leaves it to the generic check. Only chunks with a finish
+    /// reason are shown.
     fn stream_failure(&self, _chunk: &ChatChunk) -> Option<Error> {
         None
     }

@@ -1314,7 +1314,7 @@ impl Scheduler {
             tap.finish(Ok(()));
             return;
         };
-        tap.acc.push(&first.chunk);
+        first.accumulate_into(&mut tap.acc);
         if tx.send_item(Ok(first)).await.is_err() {
             drop(upstream);
             tap.finish(Err(self.cancelled_error()));
@@ -1522,7 +1522,7 @@ impl StreamTap for StreamAccounting {
         }
         match item {
             Some(Ok(c)) => {
-                self.acc.push(&c.chunk);
+                c.accumulate_into(&mut self.acc);
                 Some(Ok(c))
             }
             Some(Err(e)) => {

@@ -17,8 +17,12 @@
 //! * unknown delta fields become message fields (strings joined, arrays appended, objects
 //!   merged the same way, e.g. `refusal`, `reasoning`, legacy `function_call`); unknown choice
 //!   fields are kept (`logprobs.content` arrays appended).
+//!
+//! A chunk that repeats an earlier one but for its content ([`ChunkAccumulator::push_continued`])
+//! adds only its content once that earlier one has been counted: most chunks of a stream.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -36,6 +40,8 @@ pub struct ChunkAccumulator {
     usage: Option<Usage>,
     choice_usage: Option<Usage>,
     chunks: usize,
+    /// The template of the last `push_continued`, once everything but its content counted.
+    continued_from: Option<Arc<ChatChunk>>,
 }
 
 #[derive(Debug, Default)]
@@ -53,6 +59,13 @@ struct ChoiceState {
     extra: Extra,
     message_extra: Extra,
     deltas_after_finish: usize,
+}
+
+impl ChoiceState {
+    fn add_content(&mut self, text: &str) {
+        self.content.push_str(text);
+        self.content_text = true;
+    }
 }
 
 #[derive(Debug, Default)]
@@ -134,6 +147,23 @@ fn merge_delta(into: &mut Extra, from: &Extra) {
     }
 }
 
+/// Whether pushing `chunk` again, with any content in its one choice, adds nothing but that
+/// content: one choice, a delta with a string `content` and otherwise only `null` fields, no
+/// finish reason, only `null` choice fields, no usage. All else it carries (id, model, created,
+/// top-level fields) is "the first value wins", which the first push settled.
+pub fn only_content_accumulates(chunk: &ChatChunk) -> bool {
+    let [c] = chunk.choices.as_slice() else { return false };
+    let d = &c.delta;
+    matches!(d.content, Some(Some(_)))
+        && d.role.is_none()
+        && d.reasoning_content.is_none()
+        && d.tool_calls.is_none()
+        && d.extra.values().all(Value::is_null)
+        && c.finish_reason.is_none()
+        && c.extra.values().all(Value::is_null)
+        && !matches!(chunk.usage, Some(Some(_)))
+}
+
 fn has_payload(d: &Delta) -> bool {
     matches!(&d.content, Some(Some(s)) if !s.is_empty())
         || matches!(&d.reasoning_content, Some(Some(s)) if !s.is_empty())
@@ -176,10 +206,7 @@ impl ChunkAccumulator {
                 st.role = d.role.clone().filter(|r| !r.is_empty());
             }
             match &d.content {
-                Some(Some(t)) => {
-                    st.content.push_str(t);
-                    st.content_text = true;
-                }
+                Some(Some(t)) => st.add_content(t),
                 Some(None) => st.content_null = true,
                 None => {}
             }
@@ -228,6 +255,26 @@ impl ChunkAccumulator {
             }
             merge_delta(&mut st.message_extra, &d.extra);
         }
+    }
+
+    /// Pushes `template` with `content` as the content of its one choice. Once a template
+    /// for which [`only_content_accumulates`] holds has been pushed this way, the following
+    /// pushes of it add the content and count the chunk, without building the chunk.
+    pub fn push_continued(&mut self, template: &Arc<ChatChunk>, content: &str) {
+        if !self.continued_from.as_ref().is_some_and(|t| Arc::ptr_eq(t, template)) {
+            self.push(&template.with_content(content));
+            if only_content_accumulates(template) {
+                self.continued_from = Some(template.clone());
+            }
+            return;
+        }
+        self.chunks += 1;
+        let st = self.choices.entry(template.choices[0].index).or_default();
+        // `has_payload` of a delta with nothing but content.
+        if st.finish_reason.is_some() && !content.is_empty() {
+            st.deltas_after_finish += 1;
+        }
+        st.add_content(content);
     }
 
     pub fn chunk_count(&self) -> usize {
@@ -392,5 +439,63 @@ mod tests {
         assert_eq!((r.id.as_str(), r.model.as_str(), r.created), ("c1", "m", 5));
         assert_eq!(acc.chunk_count(), 7);
         assert!(acc.warnings().is_empty());
+    }
+
+    /// `push_continued` is `push` of the template with that content, whatever comes between:
+    /// other chunks, another template, a finish reason (deltas after it are counted).
+    #[test]
+    fn continued_chunks_accumulate_as_the_chunks_they_stand_for() {
+        let first = chunk(json!({"id":"c1","object":"chat.completion.chunk","created":5,"model":"m","system_fingerprint":null,
+            "choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}));
+        let t1 = Arc::new(chunk(json!({"id":"c1","object":"chat.completion.chunk","created":5,"model":"m","system_fingerprint":"fp",
+            "choices":[{"index":0,"delta":{"content":"a","refusal":null},"logprobs":null,"finish_reason":null}]})));
+        let t2 = Arc::new(chunk(json!({"id":"c1","choices":[{"index":1,"delta":{"content":"x"},"finish_reason":null}]})));
+        let finish = chunk(json!({"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}));
+        assert!(only_content_accumulates(&t1) && only_content_accumulates(&t2) && !only_content_accumulates(&first));
+        enum Step<'a> {
+            Push(&'a ChatChunk),
+            Continued(&'a Arc<ChatChunk>, &'a str),
+        }
+        let steps = [
+            Step::Push(&first),
+            Step::Continued(&t1, "Hel"),
+            Step::Continued(&t1, "lo"),
+            Step::Continued(&t2, "other"),
+            Step::Continued(&t1, ""),
+            Step::Continued(&t1, " wé"),
+            Step::Push(&finish),
+            Step::Continued(&t1, " late"),
+            Step::Continued(&t2, " choice"),
+        ];
+        let (mut fast, mut slow) = (ChunkAccumulator::default(), ChunkAccumulator::default());
+        for step in &steps {
+            match step {
+                Step::Push(c) => {
+                    fast.push(c);
+                    slow.push(c);
+                }
+                Step::Continued(t, content) => {
+                    fast.push_continued(t, content);
+                    slow.push(&t.with_content(content));
+                }
+            }
+        }
+        assert_eq!(serde_json::to_value(fast.to_response()).unwrap(), serde_json::to_value(slow.to_response()).unwrap());
+        assert_eq!(fast.warnings(), slow.warnings());
+        assert_eq!(fast.chunk_count(), steps.len());
+        let r = fast.to_response();
+        assert_eq!(r.choices[0].message.text(), "Hello wé late");
+        assert_eq!(r.choices[1].message.text(), "other choice");
+        assert_eq!(r.extra["system_fingerprint"], "fp");
+        assert_eq!(fast.warnings()[0].kind, WarningKind::DeltaAfterFinish);
+
+        // A template that would add more than content is pushed whole every time.
+        let role = Arc::new(first.clone());
+        let (mut fast, mut slow) = (ChunkAccumulator::default(), ChunkAccumulator::default());
+        for content in ["a", "b"] {
+            fast.push_continued(&role, content);
+            slow.push(&role.with_content(content));
+        }
+        assert_eq!(serde_json::to_value(fast.to_response()).unwrap(), serde_json::to_value(slow.to_response()).unwrap());
     }
 }

@@ -4,7 +4,7 @@ mod accumulate;
 pub mod responses;
 mod to_chunks;
 
-pub use accumulate::ChunkAccumulator;
+pub use accumulate::{only_content_accumulates, ChunkAccumulator};
 pub use responses::{ResponsesRebuilder, ResponsesRebuilderConfig};
 pub use to_chunks::response_to_chunks;
 
