@@ -26,6 +26,26 @@ async function scheduler(): Promise<EnhancedPipelineScheduler> {
   return s
 }
 
+/** Serves `events` as one event stream on a loopback port: in one write, or one write per event `gapMs` apart. */
+async function cannedUpstream(events: string[], gapMs?: number): Promise<{ endpoint: string; close(): Promise<void> }> {
+  const framed = events.map((e) => `data: ${e}\n\n`)
+  const server: Server = createServer((req, res) => {
+    req.resume()
+    req.on('end', async () => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      if (gapMs === undefined) return res.end(framed.join(''))
+      for (const e of framed) {
+        res.write(e)
+        await new Promise((r) => setTimeout(r, gapMs))
+      }
+      res.end()
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const { port } = server.address() as AddressInfo
+  return { endpoint: `http://127.0.0.1:${port}/v1`, close: () => new Promise<void>((r) => server.close(() => r())) }
+}
+
 /** Every field a caller of the OpenAI chunk shape reads, present as the standard says. */
 function expectStandardChunk(c: ChatCompletionChunk, id: string) {
   expect(c).toMatchObject({ id, object: 'chat.completion.chunk', model: expect.any(String), created: expect.any(Number) })
@@ -98,18 +118,9 @@ describe('the streaming fast path', () => {
       chunk({}, 'stop'),
       '[DONE]',
     ]
-    const body = events.map((e) => `data: ${e}\n\n`).join('')
-    const server: Server = createServer((req, res) => {
-      req.resume()
-      req.on('end', () => {
-        res.writeHead(200, { 'content-type': 'text/event-stream' })
-        res.end(body) // one write
-      })
-    })
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const upstream = await cannedUpstream(events) // one write
     try {
-      const { port } = server.address() as AddressInfo
-      const p = new OpenAICompatibleProvider({ name: 'canned', endpoint: `http://127.0.0.1:${port}/v1`, apiKey: API_KEY, maxRetries: 0 })
+      const p = new OpenAICompatibleProvider({ name: 'canned', endpoint: upstream.endpoint, apiKey: API_KEY, maxRetries: 0 })
       const got: string[] = []
       let error: unknown
       try {
@@ -124,7 +135,53 @@ describe('the streaming fast path', () => {
       expect(e.partial!.choices[0].message.content).toBe('Hello')
       expect(e.providerName).toBe('canned')
     } finally {
-      await new Promise((r) => server.close(r))
+      await upstream.close()
+    }
+  })
+
+  it('chunks that repeat the one before but for their content are exactly what their text says, each a fresh object', async () => {
+    // Such chunks reach JS as their content only and are built from the template they repeat
+    // (src/stream.rs): key order, escapes, `__proto__` and nesting must come out as JSON.parse
+    // would make them, and a caller changing one chunk must not change the next.
+    const head = { id: 'chatcmpl-t', object: 'chat.completion.chunk', created: 1700000000, model: 'm', system_fingerprint: 'fp_1', usage: null }
+    const chunk = (content: string, top: object = {}) =>
+      JSON.stringify({ ...head, ...top, choices: [{ index: 0, delta: { content }, logprobs: null, finish_reason: null }] })
+    const proto = (content: string) =>
+      `{"__proto__":{"polluted":true},"id":"chatcmpl-t","nested":[1,[2,{"a":null}],-0.5e3,true,"s"],"object":"chat.completion.chunk",` +
+      `"created":1700000000,"model":"m","choices":[{"index":0,"delta":{"content":${JSON.stringify(content)}},"finish_reason":null}]}`
+    const texts = [
+      JSON.stringify({ ...head, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] }),
+      chunk('Hel'),
+      chunk('lo'),
+      chunk(' "quoted" \\ line\nbreak 你好 nul\u0000 😀'),
+      chunk(''),
+      chunk(' new', { system_fingerprint: 'fp_2' }), // differs elsewhere: a new template
+      chunk(' shape', { system_fingerprint: 'fp_2' }),
+      proto(' p'),
+      proto('roto'),
+      chunk(' back'), // the first shape again
+      chunk(' again'),
+      JSON.stringify({ ...head, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }] }),
+    ]
+    const want = texts.map((t) => JSON.stringify(JSON.parse(t)))
+    for (const gapMs of [undefined, 2]) {
+      const upstream = await cannedUpstream([...texts, '[DONE]'], gapMs)
+      try {
+        const p = new OpenAICompatibleProvider({ name: 'canned', endpoint: upstream.endpoint, apiKey: API_KEY, maxRetries: 0 })
+        const got: string[] = []
+        for await (const c of p.streamChat(request())) {
+          got.push(JSON.stringify(c))
+          expect(Object.getPrototypeOf(c)).toBe(Object.prototype)
+          // The caller changes what it got: later chunks stay what their text says.
+          c.choices[0].delta.content = 'changed'
+          c.choices.push(c.choices[0])
+          ;(c as unknown as { nested?: unknown[] }).nested?.push('changed')
+        }
+        expect(got).toEqual(want)
+        expect(({} as { polluted?: boolean }).polluted).toBeUndefined()
+      } finally {
+        await upstream.close()
+      }
     }
   })
 

@@ -4,6 +4,7 @@
 
 const addon = require('../native.js')
 const { fromNative, cancelledBy } = require('./errors')
+const { chunkBuilder } = require('./chunk-template')
 
 // Promises the addon settles itself (`NativeScheduler.submit`) are rejected with the exported
 // error classes built here. Registered on every JS thread that loads the package.
@@ -65,12 +66,14 @@ function runNativeSubmit(start) {
  * Leaving the loop early (`break`, `return()`, a throw) or aborting `signal` cancels the
  * upstream call.
  *
- * Each `nextBatch()` of the native stream gives a batch: the JSON texts of the chunks waiting,
- * separated by NUL (which JSON text never contains). A chunk is parsed when it is handed out,
- * so the objects the caller gets die young instead of a whole parsed batch surviving garbage
- * collections while it is consumed. A plain async iterator rather than an async generator:
- * one settled promise per chunk and no generator resumption. Calls made while a batch is being
- * fetched wait for it, in order.
+ * Each `nextBatch()` of the native stream gives a batch: entries separated by NUL (which JSON
+ * text never contains), each a chunk's JSON text, a template (marked 1) or a chunk that
+ * continues the last template with another content (marked 2, its content as a JSON string;
+ * see `src/stream.rs`). A chunk is built when it is handed out, so the objects the caller gets
+ * die young instead of a whole parsed batch surviving garbage collections while it is
+ * consumed. A plain async iterator rather than an async generator: one settled promise per
+ * chunk and no generator resumption. Calls made while a batch is being fetched wait for it,
+ * in order.
  */
 function iterateNativeStream(start, signal) {
   let stream = null
@@ -79,6 +82,7 @@ function iterateNativeStream(start, signal) {
   let pos = 0
   let state = 0 // 0: not started, 1: running, 2: finished
   let inflight = null // the batch fetch in progress
+  let continueTemplate = null // builds the chunks that continue the last template
 
   /** Ends the iteration; true when the native stream was still running (then cancel it). */
   const finish = () => {
@@ -89,19 +93,31 @@ function iterateNativeStream(start, signal) {
     return running
   }
 
-  /** The next chunk of the current batch, parsed; `batch` is dropped after its last one. */
+  /** The next chunk of the current batch; `batch` is dropped after its last entry. */
   const take = () => {
-    const end = batch.indexOf('\0', pos)
-    let text
-    if (end === -1) {
-      text = pos === 0 ? batch : batch.slice(pos)
-      batch = null
-    } else {
-      text = batch.slice(pos, end)
-      pos = end + 1
-    }
     try {
-      return { value: JSON.parse(text), done: false }
+      for (;;) {
+        if (batch === null) throw new Error('rcc-pipeline internal error: a stream batch ends with a template')
+        const end = batch.indexOf('\0', pos)
+        let text
+        if (end === -1) {
+          text = pos === 0 ? batch : batch.slice(pos)
+          batch = null
+        } else {
+          text = batch.slice(pos, end)
+          pos = end + 1
+        }
+        switch (text.charCodeAt(0)) {
+          case 1:
+            continueTemplate = chunkBuilder(JSON.parse(text.slice(1)))
+            break // the chunks that continue it follow
+          case 2:
+            if (continueTemplate === null) throw new Error('rcc-pipeline internal error: a continued chunk without its template')
+            return { value: continueTemplate(JSON.parse(text.slice(1))), done: false }
+          default:
+            return { value: JSON.parse(text), done: false }
+        }
+      }
     } catch (e) {
       if (finish()) stream.cancel()
       throw e

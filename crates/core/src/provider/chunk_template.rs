@@ -14,19 +14,21 @@ use std::sync::Arc;
 use crate::model::ChatChunk;
 use crate::workflow::only_content_accumulates;
 
-pub(crate) struct ContentTemplate {
+/// A template: a parsed chunk and its text, shared by the chunks that continue it.
+#[derive(Debug)]
+pub struct ContentTemplate {
     /// The template's text.
     text: String,
     /// The template's text up to and including the content's opening quote.
     prefix: usize,
     /// The template's text from the content's closing quote on.
     suffix: usize,
-    pub chunk: Arc<ChatChunk>,
+    pub(crate) chunk: Arc<ChatChunk>,
 }
 
 /// The content of a chunk that continues a template.
 #[derive(Debug, Clone)]
-pub enum ContinuedContent {
+pub(crate) enum ContinuedContent {
     /// Where it is in the chunk's text (it has no escapes).
     Span(Range<usize>),
     /// Decoded from escapes.
@@ -47,15 +49,27 @@ impl ContentTemplate {
     /// A template from a canonical chunk parsed from `text`, whose content string literal is
     /// at `content` (quotes included); `None` when later chunks repeating it would not add only
     /// their content.
-    pub fn new(text: &str, content: Range<usize>, chunk: Arc<ChatChunk>) -> Option<Self> {
+    pub(crate) fn new(text: &str, content: Range<usize>, chunk: Arc<ChatChunk>) -> Option<Self> {
         if !only_content_accumulates(&chunk) || content.len() < 2 {
             return None;
         }
         Some(ContentTemplate { text: text.to_string(), prefix: content.start + 1, suffix: text.len() - (content.end - 1), chunk })
     }
 
+    /// The template's text; the content that continuing chunks replace is the string at
+    /// `choices[0].delta.content`.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The content string literal (quotes included) of `text`, a chunk that continues this
+    /// template.
+    pub fn literal<'a>(&self, text: &'a str) -> &'a str {
+        &text[self.prefix - 1..text.len() - self.suffix + 1]
+    }
+
     /// The content of `text` when `text` is this template with another content.
-    pub fn continued(&self, text: &str) -> Option<ContinuedContent> {
+    pub(crate) fn continued(&self, text: &str) -> Option<ContinuedContent> {
         let (bytes, template) = (text.as_bytes(), self.text.as_bytes());
         if bytes.len() < self.prefix + self.suffix
             || bytes[..self.prefix] != template[..self.prefix]
@@ -70,7 +84,7 @@ impl ContentTemplate {
         }
         // Escapes, or something that is not one string literal (a quote that ends it early, a
         // control character, an escape cut in two): the literal must parse as exactly one string.
-        serde_json::from_str(&text[body.start - 1..body.end + 1]).ok().map(ContinuedContent::Decoded)
+        serde_json::from_str(self.literal(text)).ok().map(ContinuedContent::Decoded)
     }
 }
 
@@ -107,6 +121,7 @@ mod tests {
         for literal in literals {
             let text = with_content(literal);
             let content = t.continued(&text).unwrap_or_else(|| panic!("continues: {text}"));
+            assert_eq!(t.literal(&text), literal);
             let parsed = fast_chunk::parse(&text).unwrap();
             assert!(parsed.canonical);
             assert_eq!(t.chunk.with_content(content.get(&text)), parsed.chunk, "{text}");

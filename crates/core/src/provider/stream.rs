@@ -51,7 +51,7 @@ enum Repr {
     /// Parsed from the upstream's text, which the caller gets as it is.
     Upstream { text: String, chunk: Arc<ChatChunk> },
     /// The upstream's text, which the caller gets as it is: `template` with another content.
-    Continued { text: String, template: Arc<ChatChunk>, content: ContinuedContent },
+    Continued { text: String, template: Arc<ContentTemplate>, content: ContinuedContent },
 }
 
 impl StreamChunk {
@@ -73,7 +73,7 @@ impl StreamChunk {
         match &self.0 {
             Repr::Typed(chunk) => Cow::Borrowed(chunk),
             Repr::Upstream { chunk, .. } => Cow::Borrowed(chunk),
-            Repr::Continued { text, template, content } => Cow::Owned(template.with_content(content.get(text))),
+            Repr::Continued { text, template, content } => Cow::Owned(template.chunk.with_content(content.get(text))),
         }
     }
 
@@ -81,7 +81,7 @@ impl StreamChunk {
         match self.0 {
             Repr::Typed(chunk) => *chunk,
             Repr::Upstream { chunk, .. } => Arc::unwrap_or_clone(chunk),
-            Repr::Continued { text, template, content } => template.with_content(content.get(&text)),
+            Repr::Continued { text, template, content } => template.chunk.with_content(content.get(&text)),
         }
     }
 
@@ -90,7 +90,16 @@ impl StreamChunk {
         match &self.0 {
             Repr::Typed(chunk) => acc.push(chunk),
             Repr::Upstream { chunk, .. } => acc.push(chunk),
-            Repr::Continued { text, template, content } => acc.push_continued(template, content.get(text)),
+            Repr::Continued { text, template, content } => acc.push_continued(&template.chunk, content.get(text)),
+        }
+    }
+
+    /// For a chunk that continues a template: the template, and the chunk's content as its
+    /// JSON string literal.
+    pub fn continued(&self) -> Option<(&Arc<ContentTemplate>, &str)> {
+        match &self.0 {
+            Repr::Continued { text, template, .. } => Some((template, template.literal(text))),
+            _ => None,
         }
     }
 
@@ -608,7 +617,7 @@ fn interpret(
     ev: SseEvent,
     model: &str,
     stream_id: &mut Option<String>,
-    template: &mut Option<ContentTemplate>,
+    template: &mut Option<Arc<ContentTemplate>>,
 ) -> std::result::Result<Step, Interpret> {
     let data = ev.data.trim();
     if data.starts_with("[DONE]") {
@@ -623,7 +632,7 @@ fn interpret(
     if ev.event.as_deref() != Some("error") {
         let start = data.as_ptr() as usize - ev.data.as_ptr() as usize;
         let trimmed = start..start + data.len();
-        if let Some((template, content)) = template.as_ref().and_then(|t| Some((t.chunk.clone(), t.continued(data)?))) {
+        if let Some((template, content)) = template.as_ref().and_then(|t| Some((t.clone(), t.continued(data)?))) {
             return Ok(Step::Chunk(StreamChunk(Repr::Continued { text: into_text(ev.data, trimmed), template, content })));
         }
         if let Some(fast) = fast_chunk::parse(data) {
@@ -634,7 +643,7 @@ fn interpret(
             }
             let chunk = Arc::new(chunk);
             if let Some(t) = fast.content_span.and_then(|span| ContentTemplate::new(data, span, chunk.clone())) {
-                *template = Some(t);
+                *template = Some(Arc::new(t));
             }
             return Ok(Step::Chunk(StreamChunk(Repr::Upstream { text: into_text(ev.data, trimmed), chunk })));
         }
