@@ -4,9 +4,11 @@
 //! string in place of the content is recognised by comparing bytes, and is not parsed: it *is*
 //! the template with that content (its text differs in one string literal and nowhere else, so
 //! it parses to the same object but for that string). Its text is forwarded as the template's
-//! would be, and accumulators add only its content
-//! ([`ChunkAccumulator::push_continued`](crate::workflow::ChunkAccumulator::push_continued)).
-//! A text that differs anywhere else takes the full parse, which may give the next template.
+//! would be (the JS binding sends the template once, then only each chunk's content),
+//! accumulators add only its content
+//! ([`ChunkAccumulator::push_continued`](crate::workflow::ChunkAccumulator::push_continued)),
+//! and the typed chunk is built only for whoever asks for it. A text that differs anywhere
+//! else takes the full parse, which may give the next template.
 
 use std::ops::Range;
 use std::sync::Arc;

@@ -71,9 +71,17 @@ impl StreamChunk {
     /// The typed chunk (built for a chunk kept as its text and content).
     pub fn chunk(&self) -> Cow<'_, ChatChunk> {
         match &self.0 {
-            Repr::Typed(chunk) => Cow::Borrowed(chunk),
-            Repr::Upstream { chunk, .. } => Cow::Borrowed(chunk),
             Repr::Continued { text, template, content } => Cow::Owned(template.chunk.with_content(content.get(text))),
+            _ => Cow::Borrowed(self.parsed().expect("a parsed chunk")),
+        }
+    }
+
+    /// The typed chunk when it exists (not for a chunk that continues a template).
+    fn parsed(&self) -> Option<&ChatChunk> {
+        match &self.0 {
+            Repr::Typed(chunk) => Some(chunk),
+            Repr::Upstream { chunk, .. } => Some(chunk),
+            Repr::Continued { .. } => None,
         }
     }
 
@@ -88,9 +96,8 @@ impl StreamChunk {
     /// Adds the chunk to `acc` (without building it when it continues a template).
     pub fn accumulate_into(&self, acc: &mut ChunkAccumulator) {
         match &self.0 {
-            Repr::Typed(chunk) => acc.push(chunk),
-            Repr::Upstream { chunk, .. } => acc.push(chunk),
             Repr::Continued { text, template, content } => acc.push_continued(&template.chunk, content.get(text)),
+            _ => acc.push(self.parsed().expect("a parsed chunk")),
         }
     }
 
@@ -106,11 +113,7 @@ impl StreamChunk {
     /// Whether a choice of the chunk has a finish reason (a chunk that continues a template
     /// has none).
     pub fn has_finish_reason(&self) -> bool {
-        match &self.0 {
-            Repr::Typed(chunk) => chunk.choices.iter().any(|c| c.finish_reason.is_some()),
-            Repr::Upstream { chunk, .. } => chunk.choices.iter().any(|c| c.finish_reason.is_some()),
-            Repr::Continued { .. } => false,
-        }
+        self.parsed().is_some_and(|chunk| chunk.choices.iter().any(|c| c.finish_reason.is_some()))
     }
 }
 
