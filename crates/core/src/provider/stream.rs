@@ -46,10 +46,9 @@ pub struct StreamChunk(Repr);
 
 #[derive(Debug, Clone)]
 enum Repr {
-    /// Built here, converted, or from a JS provider: serialised for the caller.
-    Typed(Box<ChatChunk>),
-    /// Parsed from the upstream's text, which the caller gets as it is.
-    Upstream { text: String, chunk: Arc<ChatChunk> },
+    /// A parsed chunk, with the upstream's text when the caller gets that as it is (else it is
+    /// serialised for the caller: built here, converted, or from a JS provider).
+    Parsed { chunk: Arc<ChatChunk>, text: Option<String> },
     /// The upstream's text, which the caller gets as it is: `template` with another content.
     Continued { text: String, template: Arc<ContentTemplate>, content: ContinuedContent },
 }
@@ -57,38 +56,28 @@ enum Repr {
 impl StreamChunk {
     /// A chunk without upstream text (built here, converted, or from a JS provider).
     pub fn typed(chunk: ChatChunk) -> Self {
-        StreamChunk(Repr::Typed(Box::new(chunk)))
+        StreamChunk(Repr::Parsed { chunk: Arc::new(chunk), text: None })
     }
 
     /// The upstream's JSON text, when the caller may get it as it is.
     pub fn raw(&self) -> Option<&str> {
         match &self.0 {
-            Repr::Typed(_) => None,
-            Repr::Upstream { text, .. } | Repr::Continued { text, .. } => Some(text),
+            Repr::Parsed { text, .. } => text.as_deref(),
+            Repr::Continued { text, .. } => Some(text),
         }
     }
 
     /// The typed chunk (built for a chunk kept as its text and content).
     pub fn chunk(&self) -> Cow<'_, ChatChunk> {
         match &self.0 {
+            Repr::Parsed { chunk, .. } => Cow::Borrowed(chunk),
             Repr::Continued { text, template, content } => Cow::Owned(template.chunk.with_content(content.get(text))),
-            _ => Cow::Borrowed(self.parsed().expect("a parsed chunk")),
-        }
-    }
-
-    /// The typed chunk when it exists (not for a chunk that continues a template).
-    fn parsed(&self) -> Option<&ChatChunk> {
-        match &self.0 {
-            Repr::Typed(chunk) => Some(chunk),
-            Repr::Upstream { chunk, .. } => Some(chunk),
-            Repr::Continued { .. } => None,
         }
     }
 
     pub fn into_chunk(self) -> ChatChunk {
         match self.0 {
-            Repr::Typed(chunk) => *chunk,
-            Repr::Upstream { chunk, .. } => Arc::unwrap_or_clone(chunk),
+            Repr::Parsed { chunk, .. } => Arc::unwrap_or_clone(chunk),
             Repr::Continued { text, template, content } => template.chunk.with_content(content.get(&text)),
         }
     }
@@ -96,8 +85,8 @@ impl StreamChunk {
     /// Adds the chunk to `acc` (without building it when it continues a template).
     pub fn accumulate_into(&self, acc: &mut ChunkAccumulator) {
         match &self.0 {
+            Repr::Parsed { chunk, .. } => acc.push(chunk),
             Repr::Continued { text, template, content } => acc.push_continued(&template.chunk, content.get(text)),
-            _ => acc.push(self.parsed().expect("a parsed chunk")),
         }
     }
 
@@ -113,7 +102,10 @@ impl StreamChunk {
     /// Whether a choice of the chunk has a finish reason (a chunk that continues a template
     /// has none).
     pub fn has_finish_reason(&self) -> bool {
-        self.parsed().is_some_and(|chunk| chunk.choices.iter().any(|c| c.finish_reason.is_some()))
+        match &self.0 {
+            Repr::Parsed { chunk, .. } => chunk.choices.iter().any(|c| c.finish_reason.is_some()),
+            Repr::Continued { .. } => false,
+        }
     }
 }
 
@@ -635,7 +627,7 @@ fn interpret(
     if ev.event.as_deref() != Some("error") {
         let start = data.as_ptr() as usize - ev.data.as_ptr() as usize;
         let trimmed = start..start + data.len();
-        if let Some((template, content)) = template.as_ref().and_then(|t| Some((t.clone(), t.continued(data)?))) {
+        if let Some((template, content)) = template.as_ref().and_then(|t| t.continued(data).map(|content| (t.clone(), content))) {
             return Ok(Step::Chunk(StreamChunk(Repr::Continued { text: into_text(ev.data, trimmed), template, content })));
         }
         if let Some(fast) = fast_chunk::parse(data) {
@@ -648,7 +640,7 @@ fn interpret(
             if let Some(t) = fast.content_span.and_then(|span| ContentTemplate::new(data, span, chunk.clone())) {
                 *template = Some(Arc::new(t));
             }
-            return Ok(Step::Chunk(StreamChunk(Repr::Upstream { text: into_text(ev.data, trimmed), chunk })));
+            return Ok(Step::Chunk(StreamChunk(Repr::Parsed { chunk, text: Some(into_text(ev.data, trimmed)) })));
         }
     }
     let value: Value = serde_json::from_str(data).map_err(|e| Interpret::Malformed(e.to_string()))?;
