@@ -330,3 +330,34 @@ async fn a_malformed_event_inside_one_read_is_a_typed_stream_error() {
         other => panic!("{other:?}"),
     }
 }
+
+/// What a 200 body means: a completion (typed straight from the text), an error envelope (a
+/// typed error, not an empty completion), or neither (an error that says what is wrong).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_successful_body_is_a_completion_or_the_error_it_reports() {
+    let answer = |body: &'static str| async move {
+        let endpoint = one_shot_server(body.to_string()).await;
+        let cfg = serde_json::json!({"name": "canned", "endpoint": endpoint, "apiKey": "sk-canned-test-key", "maxRetries": 0});
+        let p = OpenAICompatibleProvider::new(ProviderConfig::from_json(&cfg.to_string()).unwrap()).unwrap();
+        p.chat(request("", false), CallOptions::default()).await
+    };
+    let completion = r#"{"id":"chatcmpl-9","object":"chat.completion","created":1700000000,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop","logprobs":null}],"error":null,"system_fingerprint":"fp"}"#;
+    let r = answer(completion).await.unwrap();
+    assert_eq!((r.id.as_str(), r.choices[0].message.text().as_str()), ("chatcmpl-9", "hi"));
+    assert_eq!(serde_json::to_value(&r).unwrap(), serde_json::from_str::<serde_json::Value>(completion).unwrap());
+
+    match answer(r#"{"error":{"message":"upstream overloaded","type":"server_error","code":"overloaded"}}"#).await {
+        Err(e) => assert!(e.to_string().contains("upstream overloaded"), "{e}"),
+        Ok(r) => panic!("an error envelope became a completion: {r:?}"),
+    }
+    // An `error` member next to `choices` does not make a completion an error.
+    let r = answer(r#"{"error":{"message":"partial"},"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}"#).await.unwrap();
+    assert_eq!(r.choices[0].message.text(), "ok");
+
+    for (body, says) in [("{\"choices\":", "not JSON"), (r#"{"choices":{"index":0}}"#, "expected shape"), ("[1,2]", "expected shape")] {
+        match answer(body).await {
+            Err(e) => assert!(e.to_string().contains(says), "{body}: {e}"),
+            Ok(r) => panic!("{body}: {r:?}"),
+        }
+    }
+}

@@ -1,10 +1,14 @@
-use serde::{Deserialize, Serialize};
+use std::fmt;
 
+use serde::de::{SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::de::deserialize_keeping_extra;
 use super::{double_option, Extra};
 
 /// One message of a conversation. `role` stays a free string so that newer roles
 /// (`developer`, `function`) pass through.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ChatMessage {
     #[serde(default)]
     pub role: String,
@@ -23,6 +27,8 @@ pub struct ChatMessage {
     pub extra: Extra,
 }
 
+deserialize_keeping_extra!(ChatMessage { role: plain, content: nullable, name: plain, tool_calls: plain, tool_call_id: plain, reasoning_content: nullable });
+
 impl ChatMessage {
     /// The text of the message: the string content, or its text parts joined.
     pub fn text(&self) -> String {
@@ -35,11 +41,36 @@ impl ChatMessage {
 }
 
 /// `content` is either a plain string or a list of typed parts (text, image_url, input_audio, ...).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Content {
     Text(String),
     Parts(Vec<ContentPart>),
+}
+
+/// By hand rather than derived: `#[serde(untagged)]` buffers the value to try each variant.
+/// A value of neither shape is refused naming both (the derive said "data did not match any
+/// variant of untagged enum Content").
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ContentVisitor;
+        impl<'de> Visitor<'de> for ContentVisitor {
+            type Value = Content;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a list of content parts")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Content, E> {
+                Ok(Content::Text(v.to_string()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Content, E> {
+                Ok(Content::Text(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Content, A::Error> {
+                Vec::<ContentPart>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(Content::Parts)
+            }
+        }
+        d.deserialize_any(ContentVisitor)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -113,7 +144,7 @@ pub struct FunctionDef {
 
 /// Token accounting. Details objects (`prompt_tokens_details.cached_tokens`,
 /// `completion_tokens_details.reasoning_tokens`) pass through as they came.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Usage {
     #[serde(default)]
     pub prompt_tokens: u64,
@@ -124,3 +155,5 @@ pub struct Usage {
     #[serde(flatten)]
     pub extra: Extra,
 }
+
+deserialize_keeping_extra!(Usage { prompt_tokens: plain, completion_tokens: plain, total_tokens: plain });

@@ -6,6 +6,7 @@
 //! [`double_option`] so that `null` and "absent" stay distinct.
 
 mod chunk;
+mod de;
 mod message;
 mod request;
 mod response;

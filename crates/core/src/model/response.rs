@@ -1,9 +1,10 @@
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use super::de::deserialize_keeping_extra;
 use super::{generated_id, normalize_created, ChatMessage, Extra, Usage};
 
 /// A whole `chat.completion`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ChatResponse {
     #[serde(default)]
     pub id: String,
@@ -21,7 +22,7 @@ pub struct ChatResponse {
     pub extra: Extra,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Choice {
     #[serde(default)]
     pub index: u32,
@@ -33,6 +34,9 @@ pub struct Choice {
     #[serde(flatten)]
     pub extra: Extra,
 }
+
+deserialize_keeping_extra!(ChatResponse { id: plain, object: plain, created: plain, model: plain, choices: plain, usage: plain });
+deserialize_keeping_extra!(Choice { index: plain, message: plain, finish_reason: plain });
 
 impl ChatResponse {
     /// Brings an upstream body to the standard shape: `object`, an id, `created` in seconds,

@@ -30,8 +30,11 @@ pub struct OpenAICompatibleProvider {
 pub(crate) struct Inner {
     pub config: ProviderConfig,
     pub client: reqwest::Client,
-    /// The configured base URL, without `/chat/completions`.
-    pub base_url: String,
+    /// The configured base URL (without `/chat/completions`) + each endpoint's path, parsed
+    /// once rather than per request (reqwest parses every request's URL twice more itself;
+    /// ours was the third parse).
+    chat_url: reqwest::Url,
+    models_url: reqwest::Url,
     /// Content-Type, User-Agent and the configured headers; Authorization is added per call.
     pub base_headers: HeaderMap,
     key_cursor: AtomicUsize,
@@ -90,9 +93,11 @@ impl OpenAICompatibleProvider {
     /// A provider whose vendor adds credentials and quirks to the OpenAI protocol.
     pub fn for_vendor(config: ProviderConfig, credentials: Option<Arc<dyn Credentials>>, quirks: Option<Arc<dyn Quirks>>) -> Result<Self> {
         let client = shared_client(ClientKey { connect_timeout: config.timeouts.connect, http_version: config.http_version })?;
-        let base = config.endpoint.strip_suffix("/chat/completions").unwrap_or(&config.endpoint).to_string();
-        let parsed = url::Url::parse(&base).map_err(|e| Error::validation("endpoint", format!("endpoint is not a valid URL: {e}")))?;
+        let base = config.endpoint.strip_suffix("/chat/completions").unwrap_or(&config.endpoint);
+        let parsed = url::Url::parse(base).map_err(|e| Error::validation("endpoint", format!("endpoint is not a valid URL: {e}")))?;
         let origin = parsed.origin().ascii_serialization();
+        let endpoint_url = |to: Endpoint| reqwest::Url::parse(&format!("{base}{}", to.path())).map_err(|e| Error::validation("endpoint", format!("endpoint is not a valid URL: {e}")));
+        let (chat_url, models_url) = (endpoint_url(Endpoint::Chat)?, endpoint_url(Endpoint::Models)?);
         let mut base_headers = HeaderMap::new();
         base_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         base_headers.insert(USER_AGENT, HeaderValue::from_static(concat!("rcc-pipeline/", env!("CARGO_PKG_VERSION"))));
@@ -104,7 +109,8 @@ impl OpenAICompatibleProvider {
         }
         Ok(OpenAICompatibleProvider {
             inner: Arc::new(Inner {
-                base_url: base,
+                chat_url,
+                models_url,
                 client,
                 base_headers,
                 key_cursor: AtomicUsize::new(0),
@@ -217,6 +223,14 @@ pub(crate) fn ms(d: Duration) -> u64 {
 }
 
 impl Inner {
+    /// The configured URL of an endpoint.
+    fn url(&self, to: Endpoint) -> &reqwest::Url {
+        match to {
+            Endpoint::Chat => &self.chat_url,
+            Endpoint::Models => &self.models_url,
+        }
+    }
+
     /// The next API key, round-robin over the configured ones.
     fn authorization(&self) -> Option<HeaderValue> {
         let keys = &self.config.api_keys;
@@ -245,9 +259,11 @@ impl Inner {
                 Some(c) => Some(c.authorize().await?),
                 None => None,
             };
-            let base = auth.as_ref().and_then(|a| a.base_url.as_deref()).unwrap_or(&self.base_url);
-            let url = format!("{base}{}", to.path());
-            let mut req = client.request(method.clone(), url).headers(self.base_headers.clone()).header(ACCEPT, accept);
+            let req = match auth.as_ref().and_then(|a| a.base_url.as_deref()) {
+                Some(base) => client.request(method.clone(), format!("{base}{}", to.path())),
+                None => client.request(method.clone(), self.url(to).clone()),
+            };
+            let mut req = req.headers(self.base_headers.clone()).header(ACCEPT, accept);
             if let Some(body) = &body {
                 req = req.body(body.clone());
             }
@@ -324,13 +340,30 @@ impl Inner {
         if !(200..300).contains(&status) {
             return Err(self.error_from(status, resp.headers(), &bytes));
         }
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| bad_answer(format!("the upstream answered {status} with a body that is not JSON: {e}"), status, &bytes))?;
+        let mut response = self.chat_response(status, &bytes)?;
+        response.normalize(model);
+        Ok(response)
+    }
+
+    /// The completion in a successful answer's body, or the error the body reports.
+    ///
+    /// Without vendor quirks (which read the body as a tree), a body that parses as a
+    /// completion and has no `error` member is taken as is: parsing it straight into the typed
+    /// response costs about half of building a `Value` first. Anything else goes the general
+    /// way, which tells an error envelope from a completion and names what is wrong.
+    fn chat_response(&self, status: u16, bytes: &[u8]) -> Result<ChatResponse> {
+        if self.quirks.is_none() {
+            if let Ok(response) = serde_json::from_slice::<ChatResponse>(bytes) {
+                if response.extra.get("error").is_none_or(Value::is_null) {
+                    return Ok(response);
+                }
+            }
+        }
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| bad_answer(format!("the upstream answered {status} with a body that is not JSON: {e}"), status, bytes))?;
         if let Some(e) = self.error_in_body(&value) {
             return Err(e);
         }
-        let mut response: ChatResponse = serde_json::from_value(value).map_err(|e| bad_answer(format!("the upstream's chat.completion does not have the expected shape: {e}"), status, &bytes))?;
-        response.normalize(model);
-        Ok(response)
+        serde_json::from_value(value).map_err(|e| bad_answer(format!("the upstream's chat.completion does not have the expected shape: {e}"), status, bytes))
     }
 
     async fn get_json(&self, to: Endpoint, t: &Timeouts) -> Result<Value> {
