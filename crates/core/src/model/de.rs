@@ -20,7 +20,7 @@ pub(crate) enum Member {
     Other(String),
 }
 
-/// Reads a member name, matching it against `fields`.
+/// Reads a member name, matching it against `fields` (here and in `provider::fast_chunk`).
 pub(crate) struct MemberSeed(pub &'static [&'static str]);
 
 impl<'de> DeserializeSeed<'de> for MemberSeed {

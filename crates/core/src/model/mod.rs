@@ -6,7 +6,7 @@
 //! [`double_option`] so that `null` and "absent" stay distinct.
 
 mod chunk;
-mod de;
+pub(crate) mod de;
 mod message;
 mod request;
 mod response;

@@ -20,6 +20,7 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::model::de::{Member, MemberSeed};
 use crate::model::{normalize_created, ChatChunk, ChunkChoice, Delta, ToolCall, Usage};
 
 /// The chunk, and whether `text` may be forwarded as it is (see the module comment).
@@ -51,34 +52,6 @@ pub(crate) fn parse(text: &str) -> Option<FastChunk> {
     Some(FastChunk { chunk, canonical, content_span })
 }
 
-/// A key: one of the struct's fields (by index), or an unknown one (kept for `extra`).
-enum Key {
-    Known(usize),
-    Other(String),
-}
-
-struct KeySeed(&'static [&'static str]);
-
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Key;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl Visitor<'_> for KeySeed {
-    type Value = Key;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a field name")
-    }
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key, E> {
-        Ok(match self.0.iter().position(|k| *k == v) {
-            Some(i) => Key::Known(i),
-            None => Key::Other(v.to_string()),
-        })
-    }
-}
-
 /// Marks field `i` as seen; a repeated field is an error (the general path decides).
 fn first_time<E: serde::de::Error>(seen: &mut u32, i: usize) -> Result<(), E> {
     if *seen & (1 << i) != 0 {
@@ -105,9 +78,9 @@ impl<'de> Visitor<'de> for ChunkVisitor<'_, 'de> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ChatChunk, A::Error> {
         let mut c = ChatChunk::default();
         let mut seen = 0u32;
-        while let Some(key) = map.next_key_seed(KeySeed(CHUNK_FIELDS))? {
+        while let Some(key) = map.next_key_seed(MemberSeed(CHUNK_FIELDS))? {
             match key {
-                Key::Known(i) => {
+                Member::Known(i) => {
                     first_time(&mut seen, i)?;
                     match i {
                         0 => c.id = map.next_value()?,
@@ -124,7 +97,7 @@ impl<'de> Visitor<'de> for ChunkVisitor<'_, 'de> {
                         }
                     }
                 }
-                Key::Other(k) => {
+                Member::Other(k) => {
                     let v: Value = map.next_value()?;
                     c.extra.insert(k, v);
                 }
@@ -189,9 +162,9 @@ impl<'de> Visitor<'de> for ChoiceSeed<'_, 'de> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ChunkChoice, A::Error> {
         let mut c = ChunkChoice::default();
         let mut seen = 0u32;
-        while let Some(key) = map.next_key_seed(KeySeed(CHOICE_FIELDS))? {
+        while let Some(key) = map.next_key_seed(MemberSeed(CHOICE_FIELDS))? {
             match key {
-                Key::Known(i) => {
+                Member::Known(i) => {
                     first_time(&mut seen, i)?;
                     match i {
                         0 => c.index = map.next_value()?,
@@ -199,7 +172,7 @@ impl<'de> Visitor<'de> for ChoiceSeed<'_, 'de> {
                         _ => c.finish_reason = map.next_value()?,
                     }
                 }
-                Key::Other(k) => {
+                Member::Other(k) => {
                     // Normalisation turns a `message` into the delta: not forwarded as it is.
                     if k == "message" {
                         *self.canonical = false;
@@ -238,9 +211,9 @@ impl<'de> Visitor<'de> for DeltaSeed<'_, 'de> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Delta, A::Error> {
         let mut d = Delta::default();
         let mut seen = 0u32;
-        while let Some(key) = map.next_key_seed(KeySeed(DELTA_FIELDS))? {
+        while let Some(key) = map.next_key_seed(MemberSeed(DELTA_FIELDS))? {
             match key {
-                Key::Known(i) => {
+                Member::Known(i) => {
                     first_time(&mut seen, i)?;
                     match i {
                         0 => {
@@ -266,7 +239,7 @@ impl<'de> Visitor<'de> for DeltaSeed<'_, 'de> {
                         }
                     }
                 }
-                Key::Other(k) => {
+                Member::Other(k) => {
                     let v: Value = map.next_value()?;
                     d.extra.insert(k, v);
                 }
