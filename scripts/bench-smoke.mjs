@@ -52,6 +52,7 @@ const SMOKE_ARGS = [
   '--stream-warmup', '2',
   '--queue-requests', '2000',
   '--warmup', '20',
+  '--litellm-requests', '200', // LiteLLM's share of the throughput requests
   '--max-seconds', '60',
   '--engine-warm-up', '0.05',
   '--engine-measurement', '0.1',
@@ -128,7 +129,8 @@ async function main() {
         if (!check(r, `${id}: no row for ${name}`)) continue
         if (r.status === 'skipped' && EXTERNAL.has(name)) continue // not set up on this machine: fine
         if (!check(r.status === 'ok', `${id}: ${name} ${r.status}${r.reason ? ` (${r.reason})` : ''}${r.first_error ? `: ${r.first_error}` : ''}`)) continue
-        check(r.ok === s.params.requests && r.errors === 0, `${id}: ${name} ok ${r.ok} / errors ${r.errors} of ${s.params.requests} requests`)
+        const requests = s.params.requests_of?.[name] ?? s.params.requests
+        check(r.ok === requests && r.errors === 0, `${id}: ${name} ok ${r.ok} / errors ${r.errors} of ${requests} requests`)
         if (kind === 'queue') check(r.lost === 0, `${id}: ${name} lost ${r.lost}`)
         if (kind === 'stream') check(r.chunks === r.ok * (s.params.chunks + 2), `${id}: ${name} received ${r.chunks} chunks, expected ${r.ok * (s.params.chunks + 2)}`)
       }

@@ -33,11 +33,17 @@ const DEFAULTS = {
   queueConcurrency: 64,
   queueLatencyMs: 1,
   warmup: 500,
+  // LiteLLM runs ~150 req/s and ~2,000 chunks/s, 100x slower than the rest: 20,000 requests
+  // would take 2+ minutes per throughput scenario and every streaming round a minute. Its rate
+  // is steady long before that, so it runs this many requests per throughput scenario (after
+  // the same warm-up) and this many streaming rounds; its table row shows the count it ran.
+  litellmRequests: 4_000,
+  litellmStreamRounds: 1,
   mocks: 3,
   maxSeconds: 300, // per contestant run (the child is killed 30 s later); 60 with --quick
-  engineWarmUp: 1, // criterion --warm-up-time, s per benchmark; 0.1 with --quick
-  engineMeasurement: 2, // criterion --measurement-time, s per benchmark; 0.3 with --quick
-  engineResamples: 100_000, // criterion --nresamples (bootstrap); 1000 with --quick
+  engineWarmUp: 0.5, // criterion --warm-up-time, s per benchmark; 0.1 with --quick
+  engineMeasurement: 1, // criterion --measurement-time, s per benchmark (millions of iterations of a ~100 ns one); 0.3 with --quick
+  engineResamples: 20_000, // criterion --nresamples (bootstrap, for the confidence interval; the tables show medians); 1000 with --quick
   engineFilter: '', // criterion filter (a regex over the ids), all when empty
   quick: false,
   build: true, // the release build of the addon before running
@@ -49,7 +55,7 @@ const DEFAULTS = {
   chartsDir: 'auto', // also write the SVG charts here: bench/charts for a full run, none with --quick
   out: 'bench/results/latest.json',
 }
-const SHRUNK_BY_QUICK = ['throughputRequests', 'latencyRequests', 'streams', 'streamWarmup', 'queueRequests', 'warmup']
+const SHRUNK_BY_QUICK = ['throughputRequests', 'latencyRequests', 'streams', 'streamWarmup', 'queueRequests', 'warmup', 'litellmRequests']
 const SET_BY_QUICK = { streamRounds: 1, maxSeconds: 60, engineWarmUp: 0.1, engineMeasurement: 0.3, engineResamples: 1000 }
 const SCENARIOS = ['throughput', 'latency', 'stream', 'queue', 'engine']
 const kebab = (k) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
@@ -126,7 +132,8 @@ async function runContestant(name, sc, mocks, opts) {
   if (setupFailed[name]) return { status: 'failed', reason: `setup: ${setupFailed[name]}` }
   const missing = c.missing?.()
   if (missing) return { status: 'skipped', reason: missing }
-  const args = [...c.args, '--url', mocks.urls.join(','), '--requests', String(sc.requests), '--concurrency', String(sc.concurrency)]
+  const requests = requestsOf(sc, name)
+  const args = [...c.args, '--url', mocks.urls.join(','), '--requests', String(requests), '--concurrency', String(sc.concurrency)]
   if (sc.stream) args.push('--stream', '--chunks', String(sc.chunks))
   args.push('--warmup', String(sc.warmup))
   if (sc.scenario) args.push('--scenario', sc.scenario)
@@ -157,11 +164,16 @@ async function runContestant(name, sc, mocks, opts) {
   } catch {}
   if (!result) return { status: killed ? 'timeout' : 'failed', reason: `exit ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`, ...served }
   // Fewer requests done than asked: the contestant stopped at --max-seconds.
-  let status = killed || result.timed_out || result.requests < sc.requests ? 'timeout' : code === 0 ? 'ok' : 'failed'
+  let status = killed || result.timed_out || result.requests < requests ? 'timeout' : code === 0 ? 'ok' : 'failed'
   // Nothing succeeded: the numbers mean nothing (the mock never fails on its own).
   if (status === 'ok' && !(result.ok > 0)) return { status: 'failed', reason: `no request succeeded`, ...result, ...served }
   return { status, ...result, ...served }
 }
+
+/** The requests `name` runs in scenario `sc` (its share when the scenario gives it one). */
+const requestsOf = (sc, name) => sc.requestsOf?.[name] ?? sc.requests
+/** The rounds `name` runs in scenario `sc`. */
+const roundsOf = (sc, name) => Math.min(sc.roundsOf?.[name] ?? sc.rounds ?? 1, sc.rounds ?? 1)
 
 /**
  * The round that counts: a failed one if any failed (a contestant must pass every round),
@@ -188,15 +200,19 @@ function scenarios(opts) {
   const list = []
   if (wanted.has('throughput')) {
     for (const c of opts.throughputConcurrency.split(',').map(Number)) {
-      list.push({ id: `throughput_c${c}`, kind: 'throughput', title: `Non-streaming throughput: ${opts.throughputRequests} requests, concurrency ${c}, warm-up ${opts.warmup}`, requests: opts.throughputRequests, concurrency: c, warmup: opts.warmup, contestants: all })
+      const litellm = Math.min(opts.litellmRequests, opts.throughputRequests)
+      const share = all.includes('litellm') && litellm < opts.throughputRequests ? ` (LiteLLM ${litellm})` : ''
+      list.push({ id: `throughput_c${c}`, kind: 'throughput', title: `Non-streaming throughput: ${opts.throughputRequests} requests${share}, concurrency ${c}, warm-up ${opts.warmup}`, requests: opts.throughputRequests, requestsOf: { litellm }, concurrency: c, warmup: opts.warmup, contestants: all })
     }
   }
   if (wanted.has('latency')) {
     list.push({ id: 'latency', kind: 'latency', title: `Added latency: ${opts.latencyRequests} sequential requests, warm-up ${opts.warmup}`, requests: opts.latencyRequests, concurrency: 1, warmup: opts.warmup, contestants: all })
   }
   if (wanted.has('stream')) {
-    const rounds = opts.streamRounds > 1 ? `, median of ${opts.streamRounds} rounds` : ''
-    list.push({ id: 'stream', kind: 'stream', title: `Streaming: ${opts.streams} concurrent streams x ${opts.streamChunks} chunks (chunks=${opts.streamChunks}, no delay), warm-up ${opts.streamWarmup}${rounds}`, requests: opts.streams, concurrency: opts.streams, stream: true, chunks: opts.streamChunks, warmup: opts.streamWarmup, rounds: opts.streamRounds, contestants: all })
+    const litellmRounds = Math.min(opts.litellmStreamRounds, opts.streamRounds)
+    const share = all.includes('litellm') && litellmRounds < opts.streamRounds ? ` (LiteLLM ${litellmRounds})` : ''
+    const rounds = opts.streamRounds > 1 ? `, median of ${opts.streamRounds} rounds${share}` : ''
+    list.push({ id: 'stream', kind: 'stream', title: `Streaming: ${opts.streams} concurrent streams x ${opts.streamChunks} chunks (chunks=${opts.streamChunks}, no delay), warm-up ${opts.streamWarmup}${rounds}`, requests: opts.streams, concurrency: opts.streams, stream: true, chunks: opts.streamChunks, warmup: opts.streamWarmup, rounds: opts.streamRounds, roundsOf: { litellm: litellmRounds }, contestants: all })
   }
   if (wanted.has('queue')) {
     list.push({ id: 'queue', kind: 'queue', title: `Queue scale: ${opts.queueRequests} requests submitted at once, concurrency ${opts.queueConcurrency}, upstream latency ${opts.queueLatencyMs} ms`, requests: opts.queueRequests, concurrency: opts.queueConcurrency, burst: true, scenario: `latency=${opts.queueLatencyMs}`, warmup: opts.warmup, contestants: all.filter((c) => c === 'rcc' || c === 'node-stack') })
@@ -391,6 +407,7 @@ async function main() {
           // fall on one of them only.
           for (let round = 1; round <= (sc.rounds ?? 1); round++) {
             for (const name of sc.contestants) {
+              if (round > roundsOf(sc, name)) continue
               console.error(`… ${sc.id}: ${name}${sc.rounds > 1 ? ` (round ${round})` : ''}`)
               all[name].push(await runContestant(name, sc, mocks, opts))
               await new Promise((r) => setTimeout(r, 300)) // let the previous contestant's sockets close
@@ -399,7 +416,7 @@ async function main() {
           for (const name of sc.contestants) runs[name] = medianRound(all[name], sc)
         })
         const ratios = derive(sc, runs)
-        report.scenarios[sc.id] = { kind: sc.kind, title: sc.title, params: { requests: sc.requests, concurrency: sc.concurrency, warmup: sc.warmup, stream: !!sc.stream, chunks: sc.chunks ?? null, scenario: sc.scenario ?? null, burst: !!sc.burst }, results: runs, ratios }
+        report.scenarios[sc.id] = { kind: sc.kind, title: sc.title, params: { requests: sc.requests, requests_of: sc.requestsOf ?? null, rounds: sc.rounds ?? 1, rounds_of: sc.roundsOf ?? null, concurrency: sc.concurrency, warmup: sc.warmup, stream: !!sc.stream, chunks: sc.chunks ?? null, scenario: sc.scenario ?? null, burst: !!sc.burst }, results: runs, ratios }
         console.log(`\n${sc.title}\n${table(sc, runs)}\n${ratioLine(sc, ratios)}`)
       }
     } finally {
