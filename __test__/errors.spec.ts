@@ -68,6 +68,8 @@ describe('typed errors', () => {
     expect(make({ name: 'x', endpoint: 'not a url' })).toThrow(expect.objectContaining({ field: 'endpoint' }))
     expect(make({ endpoint: 'http://x' })).toThrow(expect.objectContaining({ field: 'name' }))
     expect(make({ name: 'x', apiKeys: ['sk-leak', 7] })).toThrow(expect.objectContaining({ field: 'apiKeys[1]', message: expect.not.stringContaining('sk-leak') }))
+    // A pasted newline would otherwise send every request without credentials.
+    expect(make({ name: 'x', apiKey: 'sk-pasted\n' })).toThrow(expect.objectContaining({ field: 'apiKey', message: expect.stringMatching(/control character(?!.*sk-pasted)/) }))
   })
 
   it('a provider also retries by itself when maxRetries is set', async () => {

@@ -120,7 +120,7 @@ impl ProviderConfig {
         let mut api_keys = Vec::new();
         match obj.get("apiKey") {
             None | Some(Value::Null) => {}
-            Some(Value::String(s)) if !s.is_empty() => api_keys.push(s.clone()),
+            Some(Value::String(s)) if !s.is_empty() => api_keys.push(sendable_key("apiKey", s)?),
             Some(Value::String(_)) => return Err(Error::validation("apiKey", "apiKey must be a non-empty string, got an empty string")),
             Some(other) => return Err(invalid_redacted("apiKey", "a non-empty string", Some(other))),
         }
@@ -131,7 +131,7 @@ impl ProviderConfig {
                     match k {
                         Value::String(s) if !s.is_empty() => {
                             if !api_keys.contains(s) {
-                                api_keys.push(s.clone())
+                                api_keys.push(sendable_key(&format!("apiKeys[{i}]"), s)?)
                             }
                         }
                         other => return Err(invalid_redacted(&format!("apiKeys[{i}]"), "a non-empty string", Some(other))),
@@ -255,6 +255,16 @@ fn validate_url(field: &str, s: &str) -> Result<String> {
     Ok(s.trim_end_matches('/').to_string())
 }
 
+/// `key` as it will be sent (`Authorization: Bearer <key>`); a key with a control character
+/// (a pasted newline, say) cannot be sent in a header and is refused here, naming the field
+/// but not the key, rather than every request going out without credentials.
+fn sendable_key(field: &str, key: &str) -> Result<String> {
+    if key.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(Error::validation(field, format!("{field} contains a control character (such as a newline), which cannot be sent in an HTTP header; the key itself is not shown")));
+    }
+    Ok(key.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,5 +300,16 @@ mod tests {
         let (field, msg) = err(r#"{"name":"p","apiKeys":["sk-secret", 5]}"#);
         assert_eq!(field, "apiKeys[1]");
         assert!(!msg.contains("sk-secret"));
+    }
+
+    #[test]
+    fn a_key_that_cannot_be_sent_in_a_header_is_refused_without_showing_it() {
+        let (field, msg) = err(r#"{"name":"p","apiKey":"sk-pasted\n"}"#);
+        assert_eq!(field, "apiKey");
+        assert!(msg.contains("control character") && !msg.contains("sk-pasted"), "{msg}");
+        assert_eq!(err(r#"{"name":"p","apiKeys":["sk-a","sk-b\u0000"]}"#).0, "apiKeys[1]");
+        // Tabs and non-ASCII bytes are valid in a header value.
+        let ok = ProviderConfig::from_json(r#"{"name":"p","apiKeys":["sk-\u00e9", "a\tb"]}"#).unwrap();
+        assert_eq!(ok.api_keys.len(), 2);
     }
 }

@@ -37,6 +37,8 @@ pub(crate) struct Inner {
     models_url: reqwest::Url,
     /// Content-Type, User-Agent and the configured headers; Authorization is added per call.
     pub base_headers: HeaderMap,
+    /// `Bearer <key>` for each configured key, built once (cloning one is a reference count).
+    authorizations: Vec<HeaderValue>,
     key_cursor: AtomicUsize,
     /// `scheme://host:port` of the endpoint, for error messages (never a path or query).
     pub origin: String,
@@ -107,12 +109,23 @@ impl OpenAICompatibleProvider {
             let value = HeaderValue::from_str(v).map_err(|e| Error::Internal { message: e.to_string() })?;
             base_headers.insert(name, value);
         }
+        let authorizations = config
+            .api_keys
+            .iter()
+            .map(|k| {
+                // ProviderConfig refused keys that cannot be sent; a failure is a broken invariant.
+                let mut v = HeaderValue::from_str(&format!("Bearer {k}")).map_err(|_| Error::Internal { message: "an API key cannot be sent in a header".into() })?;
+                v.set_sensitive(true);
+                Ok(v)
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(OpenAICompatibleProvider {
             inner: Arc::new(Inner {
                 chat_url,
                 models_url,
                 client,
                 base_headers,
+                authorizations,
                 key_cursor: AtomicUsize::new(0),
                 origin,
                 config,
@@ -233,14 +246,11 @@ impl Inner {
 
     /// The next API key, round-robin over the configured ones.
     fn authorization(&self) -> Option<HeaderValue> {
-        let keys = &self.config.api_keys;
-        if keys.is_empty() {
+        let all = &self.authorizations;
+        if all.is_empty() {
             return None;
         }
-        let k = &keys[self.key_cursor.fetch_add(1, Ordering::Relaxed) % keys.len()];
-        let mut v = HeaderValue::from_str(&format!("Bearer {k}")).ok()?;
-        v.set_sensitive(true);
-        Some(v)
+        Some(all[self.key_cursor.fetch_add(1, Ordering::Relaxed) % all.len()].clone())
     }
 
     /// Sends a request and waits for the response head within the first-token budget. The
