@@ -46,6 +46,7 @@ const SMOKE_ARGS = [
   '--contestants', CONTESTANTS.join(','),
   '--throughput-requests', '400',
   '--throughput-concurrency', '16',
+  '--throughput-rounds', '2', // interleaved rounds, the median reported
   '--latency-requests', '100',
   '--streams', '8',
   '--stream-chunks', '50',

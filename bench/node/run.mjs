@@ -24,6 +24,7 @@ const DEFAULTS = {
   contestants: 'fetch,rcc,node-stack,rust,litellm',
   throughputRequests: 20_000,
   throughputConcurrency: '64,256', // --quick: the first one only
+  throughputRounds: 3, // each throughput scenario runs this many times, contestants interleaved; the median round counts (1 with --quick)
   latencyRequests: 2_000,
   streams: 200,
   streamChunks: 500,
@@ -34,11 +35,12 @@ const DEFAULTS = {
   queueLatencyMs: 1,
   warmup: 500,
   // LiteLLM runs ~150 req/s and ~2,000 chunks/s, 100x slower than the rest: 20,000 requests
-  // would take 2+ minutes per throughput scenario and every streaming round a minute. Its rate
-  // is steady long before that, so it runs this many requests per throughput scenario (after
-  // the same warm-up) and this many streaming rounds; its table row shows the count it ran.
+  // would take 2+ minutes per throughput round and every streaming round a minute. Its rate is
+  // steady long before that, so it runs this many requests per throughput round (after the
+  // same warm-up) and this many rounds of the throughput and streaming scenarios; its table
+  // row shows the count it ran.
   litellmRequests: 4_000,
-  litellmStreamRounds: 1,
+  litellmRounds: 1,
   mocks: 3,
   maxSeconds: 300, // per contestant run (the child is killed 30 s later); 60 with --quick
   engineWarmUp: 0.5, // criterion --warm-up-time, s per benchmark; 0.1 with --quick
@@ -56,7 +58,7 @@ const DEFAULTS = {
   out: 'bench/results/latest.json',
 }
 const SHRUNK_BY_QUICK = ['throughputRequests', 'latencyRequests', 'streams', 'streamWarmup', 'queueRequests', 'warmup', 'litellmRequests']
-const SET_BY_QUICK = { streamRounds: 1, maxSeconds: 60, engineWarmUp: 0.1, engineMeasurement: 0.3, engineResamples: 1000 }
+const SET_BY_QUICK = { throughputRounds: 1, streamRounds: 1, maxSeconds: 60, engineWarmUp: 0.1, engineMeasurement: 0.3, engineResamples: 1000 }
 const SCENARIOS = ['throughput', 'latency', 'stream', 'queue', 'engine']
 const kebab = (k) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
 const snake = (k) => kebab(k).replace(/-/g, '_').toUpperCase()
@@ -201,15 +203,17 @@ function scenarios(opts) {
   if (wanted.has('throughput')) {
     for (const c of opts.throughputConcurrency.split(',').map(Number)) {
       const litellm = Math.min(opts.litellmRequests, opts.throughputRequests)
+      const litellmRounds = Math.min(opts.litellmRounds, opts.throughputRounds)
       const share = all.includes('litellm') && litellm < opts.throughputRequests ? ` (LiteLLM ${litellm})` : ''
-      list.push({ id: `throughput_c${c}`, kind: 'throughput', title: `Non-streaming throughput: ${opts.throughputRequests} requests${share}, concurrency ${c}, warm-up ${opts.warmup}`, requests: opts.throughputRequests, requestsOf: { litellm }, concurrency: c, warmup: opts.warmup, contestants: all })
+      const rounds = opts.throughputRounds > 1 ? `, median of ${opts.throughputRounds} rounds${all.includes('litellm') && litellmRounds < opts.throughputRounds ? ` (LiteLLM ${litellmRounds})` : ''}` : ''
+      list.push({ id: `throughput_c${c}`, kind: 'throughput', title: `Non-streaming throughput: ${opts.throughputRequests} requests${share}, concurrency ${c}, warm-up ${opts.warmup}${rounds}`, requests: opts.throughputRequests, requestsOf: { litellm }, concurrency: c, warmup: opts.warmup, rounds: opts.throughputRounds, roundsOf: { litellm: litellmRounds }, contestants: all })
     }
   }
   if (wanted.has('latency')) {
     list.push({ id: 'latency', kind: 'latency', title: `Added latency: ${opts.latencyRequests} sequential requests, warm-up ${opts.warmup}`, requests: opts.latencyRequests, concurrency: 1, warmup: opts.warmup, contestants: all })
   }
   if (wanted.has('stream')) {
-    const litellmRounds = Math.min(opts.litellmStreamRounds, opts.streamRounds)
+    const litellmRounds = Math.min(opts.litellmRounds, opts.streamRounds)
     const share = all.includes('litellm') && litellmRounds < opts.streamRounds ? ` (LiteLLM ${litellmRounds})` : ''
     const rounds = opts.streamRounds > 1 ? `, median of ${opts.streamRounds} rounds${share}` : ''
     list.push({ id: 'stream', kind: 'stream', title: `Streaming: ${opts.streams} concurrent streams x ${opts.streamChunks} chunks (chunks=${opts.streamChunks}, no delay), warm-up ${opts.streamWarmup}${rounds}`, requests: opts.streams, concurrency: opts.streams, stream: true, chunks: opts.streamChunks, warmup: opts.streamWarmup, rounds: opts.streamRounds, roundsOf: { litellm: litellmRounds }, contestants: all })
@@ -262,7 +266,7 @@ function derive(sc, runs) {
 
 // ---- printing ---------------------------------------------------------------------------------
 const COLUMNS = {
-  throughput: [['ok/err', (r) => `${r.ok}/${r.errors}`], ['req/s', 'rps'], ['p50 ms', 'p50_ms'], ['p99 ms', 'p99_ms'], ['CPU s', 'cpu_s'], ['CPU µs/req', 'cpu_us_per_request'], ['peak RSS MB', 'max_rss_mb'], ['upstream calls', 'upstream_calls'], ['conns', 'connections_opened']],
+  throughput: [['ok/err', (r) => `${r.ok}/${r.errors}`], ['req/s', 'rps'], ['p50 ms', 'p50_ms'], ['p99 ms', 'p99_ms'], ['CPU s', 'cpu_s'], ['CPU µs/req', 'cpu_us_per_request'], ['peak RSS MB', 'max_rss_mb'], ['upstream calls', 'upstream_calls'], ['conns', 'connections_opened'], ['rounds (k req/s)', (r) => r.rounds?.map((x) => (x / 1000).toFixed(1)).join(' ')]],
   latency: [['ok/err', (r) => `${r.ok}/${r.errors}`], ['p50 ms', 'p50_ms'], ['p99 ms', 'p99_ms'], ['+p50 µs', 'added_p50_us'], ['+p99 µs', 'added_p99_us'], ['+p50 µs vs floor', 'added_p50_us_vs_floor'], ['+p99 µs vs floor', 'added_p99_us_vs_floor'], ['CPU µs/req', 'cpu_us_per_request'], ['peak RSS MB', 'max_rss_mb']],
   stream: [['ok/err', (r) => `${r.ok}/${r.errors}`], ['chunks', 'chunks'], ['chunks/s', 'chunks_per_s'], ['TTFC p50 ms', 'ttfb_p50_ms'], ['+TTFC p50 µs', 'added_ttfb_p50_us'], ['+TTFC µs vs floor', 'added_ttfb_p50_us_vs_floor'], ['TTFC p99 ms', 'ttfb_p99_ms'], ['CPU µs/chunk', 'cpu_us_per_chunk'], ['peak RSS MB', 'max_rss_mb'], ['rounds (k chunks/s)', (r) => r.rounds?.map((x) => Math.round(x / 1000)).join(' ')]],
   queue: [['submitted', 'requests'], ['ok', 'ok'], ['errors', 'errors'], ['lost', 'lost'], ['wall s', 'seconds'], ['req/s', 'rps'], ['p99 ms', 'p99_ms'], ['CPU s', 'cpu_s'], ['peak RSS MB', 'max_rss_mb'], ['upstream calls', 'upstream_calls']],
