@@ -26,7 +26,7 @@ use std::cell::OnceCell;
 use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use napi::bindgen_prelude::PromiseRaw;
 use napi::{check_status, sys, Env};
@@ -61,6 +61,11 @@ pub struct Settler {
     /// What is waiting for the JS thread; `None` once the threadsafe function is gone (the
     /// environment was torn down): later items are dropped, never sent to a freed function.
     ready: Mutex<Option<Vec<Item>>>,
+    /// The threadsafe function may be called (false once it is being destroyed). Calls hold
+    /// it for reading, so `closed` waits for a call in progress; a separate lock from `ready`
+    /// because a call wakes the JS thread (a syscall, and node's own lock): under `ready` it
+    /// would keep `drain` and the other threads' pushes waiting.
+    callable: RwLock<bool>,
     /// A drain call is queued on the threadsafe function.
     scheduled: AtomicBool,
     /// Promises created and not yet settled (touched on the JS thread only).
@@ -97,6 +102,7 @@ impl Settler {
         let settler: &'static mut Settler = Box::leak(Box::new(Settler {
             tsfn: ptr::null_mut(),
             ready: Mutex::new(Some(Vec::new())),
+            callable: RwLock::new(true),
             scheduled: AtomicBool::new(false),
             pending: std::cell::Cell::new(0),
             json_parse: std::cell::Cell::new(ptr::null_mut()),
@@ -162,14 +168,22 @@ impl Settler {
     }
 
     fn push(&'static self, item: Item) {
-        let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(items) = ready.as_mut() else { return };
-        items.push(item);
-        if !self.scheduled.swap(true, Ordering::AcqRel) {
-            // Under the lock, so that `closed` cannot free the function meanwhile. Non-blocking
-            // on an unbounded queue: fails only while the environment is closing, when nobody
-            // is left to receive the outcome.
-            unsafe { sys::napi_call_threadsafe_function(self.tsfn, ptr::null_mut(), sys::ThreadsafeFunctionCallMode::nonblocking) };
+        let first = {
+            let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(items) = ready.as_mut() else { return };
+            items.push(item);
+            // A drain clears `scheduled` before it takes the list (under `ready`), so an item
+            // pushed while it is set is taken by the drain of the call that set it.
+            !self.scheduled.swap(true, Ordering::AcqRel)
+        };
+        if first {
+            // Under `callable`, so that `closed` cannot free the function meanwhile.
+            // Non-blocking on an unbounded queue: fails only while the environment is closing,
+            // when nobody is left to receive the outcome.
+            let callable = self.callable.read().unwrap_or_else(|p| p.into_inner());
+            if *callable {
+                unsafe { sys::napi_call_threadsafe_function(self.tsfn, ptr::null_mut(), sys::ThreadsafeFunctionCallMode::nonblocking) };
+            }
         }
     }
 }
@@ -177,6 +191,7 @@ impl Settler {
 /// The threadsafe function is being destroyed (environment teardown): stop sending to it.
 unsafe extern "C" fn closed(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
     let settler = unsafe { &*(data as *const Settler) };
+    *settler.callable.write().unwrap_or_else(|p| p.into_inner()) = false;
     *settler.ready.lock().unwrap_or_else(|p| p.into_inner()) = None;
 }
 
