@@ -161,6 +161,37 @@ describe('events and answers', () => {
   })
 })
 
+describe('answers when promises wait long (the settle queue coalesces wake-ups)', () => {
+  it('every answer reaches its caller, and every event comes before the answer it concerns', async () => {
+    // Answers that take 25 ms: once the typical promise has waited 10 ms or more, the JS thread
+    // is woken a timer tick after the first outcome instead of at once (src/settle.rs).
+    const slow = scheduler({ maxConcurrentRequests: 16, retry: { maxRetries: 0 } })
+    await slow.registerProvider(upstream('slow', 'latency=25,reply=slow'))
+    await Promise.all(Array.from({ length: 16 }, (_, i) => slow.scheduleRequest(`warm${i}`, request())))
+
+    const bad = scheduler({ maxConcurrentRequests: 16, retry: { maxRetries: 0 } })
+    await bad.registerProvider(upstream('bad', 'latency=25,status=400'))
+    const seen = new Set<string>()
+    slow.on('requestCompleted', (e: { requestId: string }) => seen.add(`completed:${e.requestId}`))
+    bad.on('requestFailed', (e: { requestId: string }) => seen.add(`failed:${e.requestId}`))
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        i % 2 === 0
+          ? slow.scheduleRequest(`ok${i}`, request()).then((r) => {
+              expect(seen.has(`completed:ok${i}`)).toBe(true)
+              return contentOf(r)
+            })
+          : bad.scheduleRequest(`bad${i}`, request()).catch((e: unknown) => {
+              expect(e).toBeInstanceOf(ProviderError)
+              expect(seen.has(`failed:bad${i}`)).toBe(true)
+              return 'rejected'
+            }),
+      ),
+    )
+    expect(answers).toEqual(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? 'slow' : 'rejected')))
+  })
+})
+
 describe('load balancing', () => {
   it('weighted: exact shares by configured weight', async () => {
     const s = scheduler({ loadBalancingStrategy: 'weighted', maxConcurrentRequests: 4 })

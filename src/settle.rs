@@ -17,6 +17,15 @@
 //! rejection. (Separate threadsafe functions give no such order: libuv drains the older one
 //! first.)
 //!
+//! Wake-ups are coalesced when promises live long: when the typical promise has waited
+//! [`COALESCE_WHEN_WAITING`] or more (long upstream calls, or a saturated scheduler), the first
+//! outcome after a drain wakes the JS thread one timer tick later (about a millisecond, under
+//! a tenth of the wait) instead of at once, and everything that completed meanwhile is settled
+//! in the same wake-up. Each wake-up of the JS thread costs a context switch, libuv's and
+//! node's bookkeeping and a microtask checkpoint; under load that was ~13 % of the CPU of a
+//! request (BENCHMARKS.md). With short waits (a fast upstream at low concurrency, a stream's
+//! next batch) every outcome still wakes it at once.
+//!
 //! A promise resolves with the outcome's JSON already parsed (`JSON.parse`, called from here;
 //! or with the text itself: a stream's batches, `settle_text`) and rejects with the error JS's
 //! factory builds (`setErrorFactory`: the exported error classes), so JS hands the promise to
@@ -25,7 +34,8 @@
 use std::cell::OnceCell;
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use std::sync::{Mutex, RwLock};
 
 use napi::bindgen_prelude::PromiseRaw;
@@ -38,8 +48,15 @@ pub type Outcome = Result<String, String>;
 /// Like [`Outcome`], but resolving with the text itself (`None`: `null`), not parsed.
 pub type TextOutcome = Result<Option<String>, String>;
 
+/// Wake-ups are coalesced while the typical promise waits at least this long (see the module
+/// comment); the delay is one tick of the tokio timer, so it stays under a tenth of the wait.
+const COALESCE_WHEN_WAITING: Duration = Duration::from_millis(10);
+
+/// How long a coalesced wake-up waits: rounded up to the timer's next tick (1 ms).
+const COALESCE_DELAY: Duration = Duration::from_micros(500);
+
 /// A promise's resolver, created on the JS thread; only the JS thread may use it.
-pub struct Deferred(sys::napi_deferred);
+pub struct Deferred(sys::napi_deferred, Instant);
 
 // The raw deferred is only touched on the JS thread (in `drain`); other threads carry it.
 unsafe impl Send for Deferred {}
@@ -70,6 +87,9 @@ pub struct Settler {
     scheduled: AtomicBool,
     /// Promises created and not yet settled (touched on the JS thread only).
     pending: std::cell::Cell<usize>,
+    /// How long promises typically wait before they are settled, in µs: an exponentially
+    /// weighted mean updated by `drain`, read by `push` to decide whether to coalesce.
+    typical_wait_us: AtomicU64,
     /// `JSON.parse`, and JS's `(message) => Error` (JS thread only).
     json_parse: std::cell::Cell<sys::napi_ref>,
     error_factory: std::cell::Cell<sys::napi_ref>,
@@ -103,6 +123,7 @@ impl Settler {
             tsfn: ptr::null_mut(),
             ready: Mutex::new(Some(Vec::new())),
             callable: RwLock::new(true),
+            typical_wait_us: AtomicU64::new(0),
             scheduled: AtomicBool::new(false),
             pending: std::cell::Cell::new(0),
             json_parse: std::cell::Cell::new(ptr::null_mut()),
@@ -154,7 +175,7 @@ impl Settler {
             check_status!(unsafe { sys::napi_ref_threadsafe_function(env.raw(), self.tsfn) })?;
         }
         self.pending.set(n + 1);
-        Ok((Deferred(deferred), PromiseRaw::new(env.raw(), promise)))
+        Ok((Deferred(deferred, Instant::now()), PromiseRaw::new(env.raw(), promise)))
     }
 
     /// Settles `deferred` with `outcome` soon, on the JS thread (any thread).
@@ -176,15 +197,51 @@ impl Settler {
             // pushed while it is set is taken by the drain of the call that set it.
             !self.scheduled.swap(true, Ordering::AcqRel)
         };
-        if first {
-            // Under `callable`, so that `closed` cannot free the function meanwhile.
-            // Non-blocking on an unbounded queue: fails only while the environment is closing,
-            // when nobody is left to receive the outcome.
-            let callable = self.callable.read().unwrap_or_else(|p| p.into_inner());
-            if *callable {
-                unsafe { sys::napi_call_threadsafe_function(self.tsfn, ptr::null_mut(), sys::ThreadsafeFunctionCallMode::nonblocking) };
+        if !first {
+            return;
+        }
+        if self.typical_wait_us.load(Ordering::Relaxed) >= COALESCE_WHEN_WAITING.as_micros() as u64 {
+            // On a runtime thread (where outcomes come from), wake it a tick later. The guard
+            // wakes it when the task ends, or is dropped unrun (the runtime shutting down).
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let guard = WakeOnDrop(self);
+                rt.spawn(async move {
+                    tokio::time::sleep(COALESCE_DELAY).await;
+                    drop(guard);
+                });
+                return;
             }
         }
+        self.wake();
+    }
+
+    /// Asks for a drain on the JS thread.
+    fn wake(&self) {
+        // Under `callable`, so that `closed` cannot free the function meanwhile. Non-blocking
+        // on an unbounded queue: fails only while the environment is closing, when nobody is
+        // left to receive the outcome.
+        let callable = self.callable.read().unwrap_or_else(|p| p.into_inner());
+        if *callable {
+            unsafe { sys::napi_call_threadsafe_function(self.tsfn, ptr::null_mut(), sys::ThreadsafeFunctionCallMode::nonblocking) };
+        }
+    }
+
+    /// Folds the wait of a promise just settled into `typical_wait_us` (JS thread).
+    fn record_wait(&self, waited: Duration) {
+        let sample = waited.as_micros().min(u64::MAX as u128) as u64;
+        let mean = self.typical_wait_us.load(Ordering::Relaxed);
+        // Weight 1/8: a change of load shows within a few dozen settlements.
+        let next = mean - mean / 8 + sample / 8;
+        self.typical_wait_us.store(next, Ordering::Relaxed);
+    }
+}
+
+/// Wakes the JS thread when dropped (see `Settler::push`).
+struct WakeOnDrop(&'static Settler);
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        self.0.wake();
     }
 }
 
@@ -205,10 +262,12 @@ unsafe extern "C" fn drain(env: sys::napi_env, _js_callback: sys::napi_value, co
         return; // the environment is being torn down
     }
     let mut count = 0;
+    let now = Instant::now();
     for item in ready {
         match item {
             Item::Settle(deferred, how) => {
                 count += 1;
+                settler.record_wait(now.saturating_duration_since(deferred.1));
                 unsafe { settle_one(env, settler, deferred, how) };
             }
             Item::Call(func, name, payload) => unsafe { call_back(env, func, &name, &payload) },
