@@ -35,8 +35,8 @@ use std::cell::OnceCell;
 use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::PromiseRaw;
 use napi::{check_status, sys, Env};
