@@ -196,6 +196,12 @@ async function upstream(mocks) {
 }
 
 // ---- scenarios --------------------------------------------------------------------------------
+/** The title's ", median of N rounds (LiteLLM M)" part. */
+function roundsTitle(rounds, litellmRounds, all) {
+  if (rounds <= 1) return ''
+  return `, median of ${rounds} rounds${all.includes('litellm') && litellmRounds < rounds ? ` (LiteLLM ${litellmRounds})` : ''}`
+}
+
 function scenarios(opts) {
   const all = opts.contestants.split(',')
   const wanted = new Set(opts.scenarios.split(','))
@@ -205,7 +211,7 @@ function scenarios(opts) {
       const litellm = Math.min(opts.litellmRequests, opts.throughputRequests)
       const litellmRounds = Math.min(opts.litellmRounds, opts.throughputRounds)
       const share = all.includes('litellm') && litellm < opts.throughputRequests ? ` (LiteLLM ${litellm})` : ''
-      const rounds = opts.throughputRounds > 1 ? `, median of ${opts.throughputRounds} rounds${all.includes('litellm') && litellmRounds < opts.throughputRounds ? ` (LiteLLM ${litellmRounds})` : ''}` : ''
+      const rounds = roundsTitle(opts.throughputRounds, litellmRounds, all)
       list.push({ id: `throughput_c${c}`, kind: 'throughput', title: `Non-streaming throughput: ${opts.throughputRequests} requests${share}, concurrency ${c}, warm-up ${opts.warmup}${rounds}`, requests: opts.throughputRequests, requestsOf: { litellm }, concurrency: c, warmup: opts.warmup, rounds: opts.throughputRounds, roundsOf: { litellm: litellmRounds }, contestants: all })
     }
   }
@@ -214,8 +220,7 @@ function scenarios(opts) {
   }
   if (wanted.has('stream')) {
     const litellmRounds = Math.min(opts.litellmRounds, opts.streamRounds)
-    const share = all.includes('litellm') && litellmRounds < opts.streamRounds ? ` (LiteLLM ${litellmRounds})` : ''
-    const rounds = opts.streamRounds > 1 ? `, median of ${opts.streamRounds} rounds${share}` : ''
+    const rounds = roundsTitle(opts.streamRounds, litellmRounds, all)
     list.push({ id: 'stream', kind: 'stream', title: `Streaming: ${opts.streams} concurrent streams x ${opts.streamChunks} chunks (chunks=${opts.streamChunks}, no delay), warm-up ${opts.streamWarmup}${rounds}`, requests: opts.streams, concurrency: opts.streams, stream: true, chunks: opts.streamChunks, warmup: opts.streamWarmup, rounds: opts.streamRounds, roundsOf: { litellm: litellmRounds }, contestants: all })
   }
   if (wanted.has('queue')) {

@@ -257,9 +257,10 @@ fn validate_url(field: &str, s: &str) -> Result<String> {
 
 /// `key` as it will be sent (`Authorization: Bearer <key>`); a key with a control character
 /// (a pasted newline, say) cannot be sent in a header and is refused here, naming the field
-/// but not the key, rather than every request going out without credentials.
+/// but not the key, rather than every request going out without credentials. The same test
+/// as for `headers` values: what `HeaderValue` accepts.
 fn sendable_key(field: &str, key: &str) -> Result<String> {
-    if key.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+    if reqwest::header::HeaderValue::from_str(key).is_err() {
         return Err(Error::validation(field, format!("{field} contains a control character (such as a newline), which cannot be sent in an HTTP header; the key itself is not shown")));
     }
     Ok(key.to_string())

@@ -13,8 +13,8 @@ pub mod qwen;
 mod stream;
 pub mod vendor;
 
+pub use chunk_template::ContentTemplate;
 pub use config::{CallOptions, HttpVersion, ProviderConfig, Timeouts, TimeoutsOverride};
 pub use http_error::{error_from_response, parse_retry_after};
 pub use openai::{HealthReport, HealthStatus, OpenAICompatibleProvider};
-pub use chunk_template::ContentTemplate;
 pub use stream::{ChunkSender, ChunkStream, ReaderGone, Route, SharedTap, StreamChunk, StreamTap};
